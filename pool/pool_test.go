@@ -1,0 +1,235 @@
+package pool
+
+import (
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/livepoll/livepoll/internal/leakcheck"
+)
+
+func TestMain(m *testing.M) { leakcheck.Main(m) }
+
+type funcTask func()
+
+func (f funcTask) Run() { f() }
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func TestPoolGrowsToCapAndQueues(t *testing.T) {
+	p := New(3, time.Hour)
+	defer p.Close()
+	release := make(chan struct{})
+	var started, finished atomic.Int32
+	for range 5 {
+		p.Submit(funcTask(func() {
+			started.Add(1)
+			<-release
+			finished.Add(1)
+		}))
+	}
+	waitFor(t, "3 running tasks", func() bool { return started.Load() == 3 })
+	if w, q := p.Workers(), p.Queued(); w != 3 || q != 2 {
+		t.Fatalf("workers=%d queued=%d, want 3 and 2", w, q)
+	}
+	close(release)
+	waitFor(t, "all tasks", func() bool { return finished.Load() == 5 })
+}
+
+func TestPoolShrinksWhenIdle(t *testing.T) {
+	p := New(8, 20*time.Millisecond)
+	defer p.Close()
+	var wg sync.WaitGroup
+	block := make(chan struct{})
+	for range 8 {
+		wg.Add(1)
+		p.Submit(funcTask(func() { defer wg.Done(); <-block }))
+	}
+	waitFor(t, "8 workers", func() bool { return p.Workers() == 8 })
+	close(block)
+	wg.Wait()
+	waitFor(t, "workers to retire", func() bool { return p.Workers() == 0 })
+	// A retired pool still runs new work.
+	done := make(chan struct{})
+	p.Submit(funcTask(func() { close(done) }))
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("task after shrink did not run")
+	}
+}
+
+func TestPoolCloseRunsQueuedAndRefusesNew(t *testing.T) {
+	p := New(1, time.Hour)
+	var ran atomic.Int32
+	block := make(chan struct{})
+	p.Submit(funcTask(func() { <-block; ran.Add(1) }))
+	for range 10 {
+		p.Submit(funcTask(func() { ran.Add(1) }))
+	}
+	go func() { time.Sleep(10 * time.Millisecond); close(block) }()
+	p.Close()
+	if n := ran.Load(); n != 11 {
+		t.Fatalf("ran %d tasks before Close returned, want 11", n)
+	}
+	if p.Submit(funcTask(func() {})) {
+		t.Fatal("Submit after Close reported true")
+	}
+	p.Close() // second Close is harmless
+}
+
+// orderedOwner appends raised values to a log from its runs; it checks that runs never
+// overlap and that every raise is seen.
+type orderedOwner struct {
+	sig     Signal
+	pool    *Pool
+	running atomic.Int32
+	overlap atomic.Bool
+	seen    atomic.Int64
+}
+
+func (o *orderedOwner) Run() {
+	for {
+		if o.running.Add(1) != 1 {
+			o.overlap.Store(true)
+		}
+		bits := o.sig.Take()
+		if bits != 0 {
+			o.seen.Add(1)
+		}
+		o.running.Add(-1)
+		if o.sig.Done() {
+			return
+		}
+	}
+}
+
+func TestSignalRunsOwnerOnceAtATime(t *testing.T) {
+	p := New(16, time.Hour)
+	defer p.Close()
+	owners := make([]*orderedOwner, 50)
+	for i := range owners {
+		owners[i] = &orderedOwner{pool: p}
+	}
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 2000 {
+				o := owners[(i+g)%len(owners)]
+				if o.sig.Raise(1 << (i % 4)) {
+					p.Submit(o)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	for i, o := range owners {
+		waitFor(t, "owner to go idle", func() bool { return o.sig.v.Load() == 0 })
+		if o.overlap.Load() {
+			t.Fatalf("owner %d ran concurrently with itself", i)
+		}
+		if o.seen.Load() == 0 {
+			t.Fatalf("owner %d never saw its bits", i)
+		}
+	}
+}
+
+func TestSignalBits(t *testing.T) {
+	var s Signal
+	if !s.Raise(1) {
+		t.Fatal("first Raise must ask for a submit")
+	}
+	if s.Raise(2) || s.Raise(1) {
+		t.Fatal("Raise while scheduled must not ask for a submit")
+	}
+	if got := s.Take(); got != 3 {
+		t.Fatalf("Take = %b, want 11", got)
+	}
+	s.Raise(4)
+	if s.Done() {
+		t.Fatal("Done must fail while bits are pending")
+	}
+	if got := s.Take(); got != 4 {
+		t.Fatalf("Take = %b, want 100", got)
+	}
+	if !s.Done() {
+		t.Fatal("Done must succeed with nothing pending")
+	}
+	if !s.Raise(1) {
+		t.Fatal("Raise after Done must ask for a submit")
+	}
+}
+
+func TestGetPutClasses(t *testing.T) {
+	for _, n := range []int{0, 1, 64, 65, 1000, 4096, 4097, 1 << 20, 1 << 24} {
+		b := Get(n)
+		if len(*b) != n {
+			t.Fatalf("Get(%d) len %d", n, len(*b))
+		}
+		if c := cap(*b); c < n || c&(c-1) != 0 {
+			t.Fatalf("Get(%d) cap %d, want a power of two >= n", n, c)
+		}
+		Put(b)
+	}
+	big := Get(1<<24 + 1)
+	if len(*big) != 1<<24+1 {
+		t.Fatal("oversized Get has wrong length")
+	}
+	Put(big) // dropped, must not panic
+}
+
+func TestSharedRefcount(t *testing.T) {
+	f := NewShared(100)
+	if len(f.B) != 100 {
+		t.Fatalf("len %d", len(f.B))
+	}
+	f.Retain()
+	f.Release()
+	if f.B == nil {
+		t.Fatal("released while a reference remained")
+	}
+	f.Release()
+	defer func() {
+		if recover() == nil {
+			t.Fatal("over-release did not panic")
+		}
+	}()
+	g := NewShared(1)
+	g.Release()
+	g.Release()
+}
+
+func BenchmarkSharedRetainRelease(b *testing.B) {
+	b.ReportAllocs()
+	for b.Loop() {
+		f := NewShared(128)
+		f.Retain()
+		f.Release()
+		f.Release()
+	}
+}
+
+func BenchmarkPoolSubmit(b *testing.B) {
+	p := New(4, time.Second)
+	defer p.Close()
+	var wg sync.WaitGroup
+	task := funcTask(func() { wg.Done() })
+	b.ReportAllocs()
+	for b.Loop() {
+		wg.Add(1)
+		p.Submit(task)
+	}
+	wg.Wait()
+}

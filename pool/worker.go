@@ -1,0 +1,184 @@
+package pool
+
+import (
+	"sync"
+	"time"
+)
+
+// Task is a unit of work run by a Pool.
+type Task interface {
+	// Run executes on a worker goroutine. It may block; a blocked Run holds one worker.
+	Run()
+}
+
+// Pool runs Tasks on worker goroutines. Workers are started when a task arrives and no
+// worker is idle, up to the cap; past the cap tasks wait in a FIFO queue until a worker is
+// free. A worker idle for longer than the idle timeout exits. Submit never blocks.
+//
+// All methods are safe for concurrent use.
+type Pool struct {
+	maxWorkers  int
+	idleTimeout time.Duration
+
+	mu      sync.Mutex
+	queue   []Task // FIFO: queue[head:] are waiting
+	head    int
+	idle    []*worker // parked workers, most recently parked last
+	workers int       // running workers
+	closed  bool
+	done    sync.WaitGroup
+}
+
+type worker struct {
+	wake chan Task // capacity 1: a task handed over, or nil when the pool closes
+}
+
+// New returns a pool that runs at most maxWorkers tasks at once (at least 1) and lets a
+// worker exit after idleTimeout without work (a non-positive value means 10 s).
+func New(maxWorkers int, idleTimeout time.Duration) *Pool {
+	if maxWorkers < 1 {
+		maxWorkers = 1
+	}
+	if idleTimeout <= 0 {
+		idleTimeout = 10 * time.Second
+	}
+	return &Pool{maxWorkers: maxWorkers, idleTimeout: idleTimeout}
+}
+
+// Submit schedules t. It reports false, without running t, once the pool is closed.
+func (p *Pool) Submit(t Task) bool {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return false
+	}
+	if n := len(p.idle); n > 0 {
+		w := p.idle[n-1]
+		p.idle[n-1] = nil
+		p.idle = p.idle[:n-1]
+		p.mu.Unlock()
+		w.wake <- t
+		return true
+	}
+	if p.workers < p.maxWorkers {
+		p.workers++
+		p.done.Add(1)
+		p.mu.Unlock()
+		go p.work(t)
+		return true
+	}
+	p.queue = append(p.queue, t)
+	p.mu.Unlock()
+	return true
+}
+
+// Workers reports the number of running worker goroutines.
+func (p *Pool) Workers() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.workers
+}
+
+// Queued reports the number of tasks waiting for a worker.
+func (p *Pool) Queued() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.queue) - p.head
+}
+
+// Close stops accepting tasks, lets the workers finish what is queued, and waits for every
+// worker to exit.
+func (p *Pool) Close() {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		p.done.Wait()
+		return
+	}
+	p.closed = true
+	idle := p.idle
+	p.idle = nil
+	p.workers -= len(idle)
+	p.mu.Unlock()
+	for _, w := range idle {
+		w.wake <- nil
+	}
+	p.done.Wait()
+}
+
+func (p *Pool) work(t Task) {
+	defer p.done.Done()
+	w := &worker{wake: make(chan Task, 1)}
+	timer := time.NewTimer(p.idleTimeout)
+	defer timer.Stop()
+	for {
+		if t != nil {
+			t.Run()
+		}
+		t = p.next(w)
+		if t != nil {
+			continue
+		}
+		// Parked: wait for a hand-over, the idle timeout, or Close.
+		timer.Reset(p.idleTimeout)
+		select {
+		case t = <-w.wake:
+			if t == nil {
+				return // pool closed while parked
+			}
+		case <-timer.C:
+			if p.retire(w) {
+				return
+			}
+			// Submit picked this worker just as the timer fired: the task is on its way.
+			if t = <-w.wake; t == nil {
+				return
+			}
+		}
+	}
+}
+
+// next returns the next queued task, or parks w (returning nil) when there is none. When
+// the pool is closed and the queue is empty it retires w, feeds its wake channel a nil so
+// the caller's wait ends at once, and returns nil.
+func (p *Pool) next(w *worker) Task {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.head < len(p.queue) {
+		t := p.queue[p.head]
+		p.queue[p.head] = nil
+		p.head++
+		if p.head == len(p.queue) {
+			p.queue, p.head = p.queue[:0], 0
+		} else if p.head > 1024 && p.head*2 > len(p.queue) {
+			n := copy(p.queue, p.queue[p.head:])
+			clear(p.queue[n:])
+			p.queue, p.head = p.queue[:n], 0
+		}
+		return t
+	}
+	if p.closed {
+		p.workers--
+		w.wake <- nil
+		return nil
+	}
+	p.idle = append(p.idle, w)
+	return nil
+}
+
+// retire removes w from the idle list after its timeout. It reports false when w is no
+// longer idle because Submit (or Close) has just handed it something.
+func (p *Pool) retire(w *worker) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for i, iw := range p.idle {
+		if iw == w {
+			copy(p.idle[i:], p.idle[i+1:])
+			p.idle[len(p.idle)-1] = nil
+			p.idle = p.idle[:len(p.idle)-1]
+			p.workers--
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,262 @@
+// Package harness starts and watches the processes of a benchmark run: it
+// builds the server apps, starts them and client processes as children that
+// die with the driver, and reads the servers' /stats.
+package harness
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/livepoll/livepoll/bench/internal/stats"
+)
+
+const benchModule = "module github.com/livepoll/livepoll/bench"
+
+// BenchDir finds the bench module's directory from the working directory up.
+func BenchDir() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		b, err := os.ReadFile(filepath.Join(dir, "go.mod"))
+		if err == nil && bytes.HasPrefix(b, []byte(benchModule)) {
+			return dir, nil
+		}
+		if sub := filepath.Join(dir, "bench", "go.mod"); fileHasPrefix(sub, benchModule) {
+			return filepath.Dir(sub), nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("harness: run inside the livepoll repository (bench/go.mod not found)")
+		}
+		dir = parent
+	}
+}
+
+func fileHasPrefix(path, prefix string) bool {
+	b, err := os.ReadFile(path)
+	return err == nil && bytes.HasPrefix(b, []byte(prefix))
+}
+
+// Build compiles servers/<impl> of the bench module into outDir.
+func Build(ctx context.Context, benchDir, impl, outDir string) (string, error) {
+	out := filepath.Join(outDir, "server-"+impl)
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", out, "./servers/"+impl)
+	cmd.Dir = benchDir
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("build servers/%s: %v\n%s", impl, err, b)
+	}
+	return out, nil
+}
+
+// FreePort returns a loopback address with a port that was free a moment ago.
+func FreePort() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
+
+// Child is a started child process. Its stderr goes to a file (LogPath).
+type Child struct {
+	Cmd     *exec.Cmd
+	LogPath string
+	done    chan struct{}
+	err     error
+}
+
+// Start starts name with args as a child that is killed when this process
+// dies (PDEATHSIG). Stderr goes to logPath; stdout and stdin are left to
+// the caller (set them on the returned Cmd via the setup callback).
+func Start(name string, args []string, logPath string, setup func(*exec.Cmd) error) (*Child, error) {
+	cmd := exec.Command(name, args...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	logf, err := os.Create(logPath)
+	if err != nil {
+		return nil, err
+	}
+	cmd.Stderr = logf
+	if setup != nil {
+		if err := setup(cmd); err != nil {
+			logf.Close()
+			return nil, err
+		}
+	}
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		return nil, err
+	}
+	c := &Child{Cmd: cmd, LogPath: logPath, done: make(chan struct{})}
+	go func() {
+		c.err = cmd.Wait()
+		logf.Close()
+		close(c.done)
+	}()
+	return c, nil
+}
+
+// Exited reports whether the child has exited.
+func (c *Child) Exited() bool {
+	select {
+	case <-c.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// Wait waits for the child to exit, killing it after timeout.
+func (c *Child) Wait(timeout time.Duration) error {
+	select {
+	case <-c.done:
+	case <-time.After(timeout):
+		_ = c.Cmd.Process.Kill()
+		<-c.done
+		return fmt.Errorf("%s killed after %v", filepath.Base(c.Cmd.Path), timeout)
+	}
+	return c.err
+}
+
+// Stop sends SIGTERM, then SIGKILL after grace, and waits.
+func (c *Child) Stop(grace time.Duration) {
+	if c.Exited() {
+		return
+	}
+	_ = c.Cmd.Process.Signal(syscall.SIGTERM)
+	_ = c.Wait(grace)
+}
+
+// LogTail returns the last n lines of the child's stderr.
+func (c *Child) LogTail(n int) string {
+	b, _ := os.ReadFile(c.LogPath)
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// Server is a started server app.
+type Server struct {
+	*Child
+	Addr string
+}
+
+// StartServer starts a server binary on a free loopback port and waits until
+// /stats answers. It exits by itself after exitAfter.
+func StartServer(bin, logPath string, exitAfter time.Duration) (*Server, error) {
+	addr, err := FreePort()
+	if err != nil {
+		return nil, err
+	}
+	c, err := Start(bin, []string{"-addr", addr, "-exit-after", exitAfter.String()}, logPath, nil)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{Child: c, Addr: addr}
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		if _, err := FetchStats(addr, false); err == nil {
+			return s, nil
+		}
+		if c.Exited() || time.Now().After(deadline) {
+			s.Stop(time.Second)
+			return nil, fmt.Errorf("server %s did not come up; stderr:\n%s", bin, c.LogTail(20))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+var statsClient = &http.Client{Timeout: 60 * time.Second}
+
+// FetchStats reads /stats of the server at addr; gc asks for a GC first.
+func FetchStats(addr string, gc bool) (stats.Snapshot, error) {
+	var s stats.Snapshot
+	url := "http://" + addr + "/stats"
+	if gc {
+		url += "?gc=1"
+	}
+	resp, err := statsClient.Get(url)
+	if err != nil {
+		return s, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return s, fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	err = json.NewDecoder(resp.Body).Decode(&s)
+	return s, err
+}
+
+// WaitSessions polls /stats until it reports want sessions or timeout passes.
+func WaitSessions(addr string, want int64, timeout time.Duration) (stats.Snapshot, error) {
+	deadline := time.Now().Add(timeout)
+	for {
+		s, err := FetchStats(addr, false)
+		if err == nil && s.Sessions == want {
+			return s, nil
+		}
+		if time.Now().After(deadline) {
+			if err != nil {
+				return s, fmt.Errorf("waiting for %d sessions: %w", want, err)
+			}
+			return s, fmt.Errorf("waiting for %d sessions: server reports %d after %v (auths %d, closes %d)",
+				want, s.Sessions, timeout, s.Auths, s.Closes)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// Lines reads r line by line into a channel, closed at EOF.
+func Lines(r *bufio.Reader) <-chan string {
+	ch := make(chan string, 16)
+	go func() {
+		defer close(ch)
+		for {
+			line, err := r.ReadString('\n')
+			if line = strings.TrimSpace(line); line != "" {
+				ch <- line
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	return ch
+}
+
+// Fit returns the least-squares slope and intercept of ys against xs.
+func Fit(xs, ys []float64) (slope, intercept float64) {
+	n := float64(len(xs))
+	if n < 2 {
+		return 0, 0
+	}
+	var sx, sy, sxx, sxy float64
+	for i := range xs {
+		sx += xs[i]
+		sy += ys[i]
+		sxx += xs[i] * xs[i]
+		sxy += xs[i] * ys[i]
+	}
+	den := n*sxx - sx*sx
+	if den == 0 {
+		return 0, sy / n
+	}
+	slope = (n*sxy - sx*sy) / den
+	return slope, (sy - slope*sx) / n
+}

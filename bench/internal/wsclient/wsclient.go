@@ -55,25 +55,35 @@ func Dial(ctx context.Context, url string, src net.IP, first []byte) (fd int, le
 			return -1, nil, err
 		}
 	}
-	rc, err := conn.(*net.TCPConn).SyscallConn()
-	if err != nil {
+	if fd, err = Detach(conn); err != nil {
 		return -1, nil, err
 	}
+	return fd, leftover, nil
+}
+
+// Detach returns a dup of conn's socket, which stays non-blocking (and
+// TCP_NODELAY: the dup shares the file description). The caller owns the new
+// fd and should close conn, which then only drops the Go runtime's
+// registration and the original number.
+func Detach(conn net.Conn) (int, error) {
+	sc, ok := conn.(syscall.Conn)
+	if !ok {
+		return -1, fmt.Errorf("wsclient: %T has no SyscallConn", conn)
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return -1, err
+	}
+	fd := -1
 	var dupErr error
-	ctlErr := rc.Control(func(s uintptr) {
-		// The dup shares the file description, so the socket stays
-		// non-blocking and TCP_NODELAY; closing conn then only drops
-		// the runtime's registration and the original number.
-		fd, dupErr = syscall.Dup(int(s))
-	})
-	if ctlErr != nil {
-		return -1, nil, ctlErr
+	if err := rc.Control(func(s uintptr) { fd, dupErr = syscall.Dup(int(s)) }); err != nil {
+		return -1, err
 	}
 	if dupErr != nil {
-		return -1, nil, dupErr
+		return -1, dupErr
 	}
 	syscall.CloseOnExec(fd)
-	return fd, leftover, nil
+	return fd, nil
 }
 
 // AppendClientFrame appends a final, masked frame (as a client must send)
@@ -182,6 +192,10 @@ type Conn struct {
 	tail   []byte
 	closed atomic.Bool
 }
+
+// Closed reports whether the connection was closed (by the server, on an
+// error, or by CloseAll).
+func (c *Conn) Closed() bool { return c.closed.Load() }
 
 // Handler is called by a loop for each text or binary message of a
 // connection. payload is valid until it returns.

@@ -1,0 +1,343 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gobwas/ws"
+
+	"github.com/livepoll/livepoll/bench/internal/harness"
+	"github.com/livepoll/livepoll/bench/internal/hist"
+	"github.com/livepoll/livepoll/bench/internal/proc"
+	"github.com/livepoll/livepoll/bench/internal/stats"
+	"github.com/livepoll/livepoll/bench/internal/wsclient"
+)
+
+// ClientResult is what the client process reports (one JSON line).
+type ClientResult struct {
+	Subs        int     `json:"subs"`
+	Published   int64   `json:"published"`  // messages sent, whole run
+	Seconds     float64 `json:"seconds"`    // measured window
+	Deliveries  int64   `json:"deliveries"` // received in the measured window
+	Total       int64   `json:"total"`      // received, whole run
+	Lost        int64   `json:"lost"`       // seqs a live subscriber never saw
+	Dup         int64   `json:"dup"`        // seqs seen again or out of order
+	Closed      int64   `json:"closed"`     // subscribers closed by the server
+	CloseErr    string  `json:"close_err,omitempty"`
+	Incomplete  int64   `json:"incomplete"`  // closed loop: messages given up on after 2 s
+	FrameBytes  int     `json:"frame_bytes"` // delivered frame size
+	Latency     Latency `json:"latency"`
+	ClientCPUNs int64   `json:"client_cpu_ns"` // in the measured window
+}
+
+// Latency holds publish-to-receive percentiles in microseconds.
+type Latency struct {
+	Count uint64  `json:"count"`
+	P50   float64 `json:"p50_us"`
+	P90   float64 `json:"p90_us"`
+	P99   float64 `json:"p99_us"`
+	P999  float64 `json:"p999_us"`
+	Max   float64 `json:"max_us"`
+}
+
+func latencyOf(h *hist.Hist) Latency {
+	us := func(d time.Duration) float64 { return float64(d) / 1e3 }
+	return Latency{Count: h.Count(), P50: us(h.Quantile(0.5)), P90: us(h.Quantile(0.9)),
+		P99: us(h.Quantile(0.99)), P999: us(h.Quantile(0.999)), Max: us(h.Max())}
+}
+
+const ring = 1 << 16 // completion counters, by seq modulo ring
+
+type loopState struct {
+	loop       *wsclient.Loop
+	hist       hist.Hist // owned by the loop goroutine
+	deliveries atomic.Int64
+	frameBytes atomic.Int64
+	bad        atomic.Int64
+}
+
+// runClient holds the subscribers and the publisher. It prints READY once
+// the server counts every subscriber, START and END around the measured
+// window (the driver samples the server's CPU then), and RESULT <json>.
+func runClient() error {
+	maxFD, _ := proc.RaiseNOFILE()
+	n := *subs
+	url := "ws://" + *addrFlag + "/ws"
+	var (
+		stop                   atomic.Bool
+		counts                 [ring]atomic.Int32
+		measureFrom, measureTo atomic.Int64
+		done                   = make(chan int64, 4096)
+		conns                  = make([]*wsclient.Conn, n)
+		loops                  []*loopState
+		wg                     sync.WaitGroup
+	)
+	measureFrom.Store(1<<63 - 1)
+	measureTo.Store(1<<63 - 1)
+	for range 2 {
+		st := &loopState{}
+		handler := func(c *wsclient.Conn, p []byte) {
+			if c.ID < 0 {
+				return // the publisher's connection
+			}
+			seq, ts, ok := parseSeqTS(p)
+			if !ok {
+				st.bad.Add(1)
+				return
+			}
+			now := time.Now().UnixNano()
+			switch {
+			case seq == c.Seq+1:
+			case seq > c.Seq+1:
+				c.Lost += seq - c.Seq - 1
+			default:
+				c.Dup++
+				return
+			}
+			c.Seq = seq
+			st.deliveries.Add(1)
+			if st.frameBytes.Load() == 0 {
+				st.frameBytes.Store(int64(frameLen(len(p))))
+			}
+			if ts >= measureFrom.Load() && ts < measureTo.Load() {
+				st.hist.Record(now - ts)
+			}
+			if counts[seq%ring].Add(1) == int32(n) {
+				select {
+				case done <- seq:
+				default:
+				}
+			}
+		}
+		l, err := wsclient.NewLoop(int(maxFD), handler)
+		if err != nil {
+			return err
+		}
+		st.loop = l
+		loops = append(loops, st)
+		wg.Go(func() { l.Run(&stop) })
+	}
+	closedConns := func() (c int64) {
+		for _, st := range loops {
+			c += st.loop.Closed.Load()
+		}
+		return c
+	}
+	deliveries := func() (d int64) {
+		for _, st := range loops {
+			d += st.deliveries.Load()
+		}
+		return d
+	}
+
+	err := wsclient.DialMany(context.Background(), wsclient.DialSpec{
+		URL: url, From: 0, To: n, Concurrency: *dialConc, Rate: *dialRate,
+		First: func(int) []byte { return []byte(`{"topic":"subscribe","data":{"topic":"fan"}}`) },
+		Opened: func(i, fd int, leftover []byte) error {
+			c := &wsclient.Conn{FD: fd, ID: i}
+			conns[i] = c
+			return loops[i%len(loops)].loop.Add(c, leftover)
+		},
+	})
+	if err != nil {
+		return err
+	}
+	if _, err := harness.WaitSessions(*addrFlag, int64(n), time.Minute); err != nil {
+		return err
+	}
+	pubFD, leftover, err := wsclient.Dial(context.Background(), url, wsclient.SourceIPs[0], nil)
+	if err != nil {
+		return fmt.Errorf("publisher: %w", err)
+	}
+	pubConn := &wsclient.Conn{FD: pubFD, ID: -1}
+	if err := loops[0].loop.Add(pubConn, leftover); err != nil {
+		return err
+	}
+	fmt.Println("READY")
+
+	// The delivered payload is {"topic":"fan","data":<what we publish>}; pad
+	// it so the frame (2-byte header) is -frame bytes while ts has 19 digits.
+	fixed := 2 + len(`{"topic":"fan","data":{"seq":,"ts":1234567890123456789,"pad":""}}`)
+	pad := bytes.Repeat([]byte{'x'}, max(0, *frame-fixed))
+	var msg, wire []byte
+	publish := func(seq int64) error {
+		counts[seq%ring].Store(0)
+		msg = append(msg[:0], `{"topic":"publish","data":{"topic":"fan","data":{"seq":`...)
+		msg = strconv.AppendInt(msg, seq, 10)
+		msg = append(msg, `,"ts":`...)
+		msg = strconv.AppendInt(msg, time.Now().UnixNano(), 10)
+		msg = append(msg, `,"pad":"`...)
+		msg = append(msg, pad[:max(0, len(pad)-len(strconv.AppendInt(nil, seq, 10)))]...)
+		msg = append(msg, `"}}}`...)
+		wire = wsclient.AppendClientFrame(wire[:0], ws.OpText, msg)
+		return wsclient.WriteAll(pubFD, wire, 5*time.Second)
+	}
+
+	var (
+		res            = ClientResult{Subs: n}
+		seq, completed int64
+		finished       [ring]bool
+		start          = time.Now()
+		t0             = start.Add(*warmup)
+		t1             = t0.Add(*duration)
+		started        bool
+		del0, cpu0     int64
+		mt0            time.Time
+		lastProgress   = start
+		tick           = time.NewTicker(20 * time.Millisecond)
+	)
+	defer tick.Stop()
+	target := func() int32 { return int32(int64(n) - closedConns()) }
+	markDone := func(s int64) {
+		if s > completed && s <= seq {
+			finished[s%ring] = true
+		}
+		for completed < seq && finished[(completed+1)%ring] {
+			finished[(completed+1)%ring] = false
+			completed++
+			lastProgress = time.Now()
+		}
+	}
+	cpuSelf := func() int64 { u, s := stats.CPUSelf(); return u + s }
+	for {
+		now := time.Now()
+		if !started && !now.Before(t0) {
+			started = true
+			measureFrom.Store(now.UnixNano())
+			mt0, del0, cpu0 = now, deliveries(), cpuSelf()
+			fmt.Println("START")
+		}
+		if !now.Before(t1) {
+			measureTo.Store(now.UnixNano())
+			res.Seconds = now.Sub(mt0).Seconds()
+			res.Deliveries = deliveries() - del0
+			res.ClientCPUNs = cpuSelf() - cpu0
+			fmt.Println("END")
+			break
+		}
+		if pubConn.Closed() {
+			return fmt.Errorf("publisher connection closed: %v", loops[0].loop.LastErr.Load())
+		}
+		if *rate > 0 {
+			next := start.Add(time.Duration(float64(seq) / *rate * float64(time.Second)))
+			if wait := next.Sub(now); wait > 0 {
+				time.Sleep(min(wait, t1.Sub(now)))
+				continue
+			}
+			seq++
+			if err := publish(seq); err != nil {
+				return fmt.Errorf("publish %d: %w", seq, err)
+			}
+			continue
+		}
+		if seq-completed < int64(*window) {
+			seq++
+			if err := publish(seq); err != nil {
+				return fmt.Errorf("publish %d: %w", seq, err)
+			}
+			continue
+		}
+		select {
+		case s := <-done:
+			markDone(s)
+		case <-tick.C:
+			// Subscribers the server closed never complete a message:
+			// compare against the live ones.
+			for s := completed + 1; s <= seq; s++ {
+				if counts[s%ring].Load() >= target() {
+					markDone(s)
+				}
+			}
+			if time.Since(lastProgress) > 2*time.Second {
+				res.Incomplete++
+				finished[(completed+1)%ring] = true
+				markDone(completed + 1)
+			}
+		}
+	}
+
+	// Drain: wait (bounded) for the last message to reach every live subscriber.
+	for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		if seq == 0 || counts[seq%ring].Load() >= target() {
+			break
+		}
+	}
+	stop.Store(true)
+	wg.Wait()
+
+	res.Published = seq
+	res.Total = deliveries()
+	res.Closed = closedConns()
+	var h hist.Hist
+	for _, st := range loops {
+		h.Merge(&st.hist)
+		res.FrameBytes = max(res.FrameBytes, int(st.frameBytes.Load()))
+		if e := st.loop.LastErr.Load(); e != nil && res.Closed > 0 {
+			res.CloseErr = fmt.Sprint(e)
+		}
+		if b := st.bad.Load(); b > 0 {
+			res.CloseErr += fmt.Sprintf(" (%d unparsable messages)", b)
+		}
+	}
+	for _, c := range conns {
+		res.Dup += c.Dup
+		res.Lost += c.Lost
+		if !c.Closed() {
+			res.Lost += seq - c.Seq // the tail it never received
+		}
+	}
+	res.Latency = latencyOf(&h)
+	for _, st := range loops {
+		st.loop.CloseAll()
+	}
+	b, _ := json.Marshal(res)
+	fmt.Printf("RESULT %s\n", b)
+	return nil
+}
+
+// frameLen is the size of an unmasked server frame with an n-byte payload.
+func frameLen(n int) int {
+	switch {
+	case n < 126:
+		return n + 2
+	case n <= 0xffff:
+		return n + 4
+	}
+	return n + 10
+}
+
+var seqKey, tsKey = []byte(`"seq":`), []byte(`"ts":`)
+
+// parseSeqTS finds "seq":N and "ts":T in a delivered message.
+func parseSeqTS(p []byte) (seq, ts int64, ok bool) {
+	i := bytes.Index(p, seqKey)
+	if i < 0 {
+		return 0, 0, false
+	}
+	p = p[i+len(seqKey):]
+	seq, k := atoi(p)
+	if k == 0 {
+		return 0, 0, false
+	}
+	p = p[k:]
+	j := bytes.Index(p, tsKey)
+	if j < 0 {
+		return 0, 0, false
+	}
+	ts, k = atoi(p[j+len(tsKey):])
+	return seq, ts, k > 0
+}
+
+func atoi(p []byte) (v int64, n int) {
+	for n < len(p) && p[n] >= '0' && p[n] <= '9' {
+		v = v*10 + int64(p[n]-'0')
+		n++
+	}
+	return v, n
+}

@@ -25,9 +25,18 @@ type Result struct {
 	Client      *ClientResult `json:"client,omitempty"`
 	Floor       *FloorResult  `json:"floor,omitempty"`
 	ServerCPUNs int64         `json:"server_cpu_ns"` // in the measured window (floor: the writer's)
-	PerSec      float64       `json:"deliveries_per_sec"`
-	CPUPerOp    float64       `json:"cpu_us_per_delivery"`
-	Error       string        `json:"error,omitempty"`
+	// PeerCPUNs is the client's (floor: the sink's) CPU in the window.
+	PeerCPUNs int64 `json:"peer_cpu_ns"`
+	// SoftirqCPUNs is the machine's interrupt and softirq time in the
+	// window: the loopback receive path, charged to no process.
+	SoftirqCPUNs int64 `json:"softirq_cpu_ns"`
+	// OtherCPUNs is the rest of the machine's busy time: other programs
+	// running at the same time, which the figures above do not include
+	// but which slow the run down.
+	OtherCPUNs int64   `json:"other_cpu_ns"`
+	PerSec     float64 `json:"deliveries_per_sec"`
+	CPUPerOp   float64 `json:"cpu_us_per_delivery"`
+	Error      string  `json:"error,omitempty"`
 }
 
 func run() error {
@@ -53,6 +62,9 @@ func run() error {
 	var results []Result
 	for impl := range strings.SplitSeq(*impls, ",") {
 		impl = strings.TrimSpace(impl)
+		if impl == "" {
+			continue
+		}
 		r := Result{Impl: impl}
 		if err := runImpl(benchDir, tmp, self, impl, &r); err != nil {
 			r.Error = err.Error()
@@ -117,6 +129,33 @@ func expect(lines <-chan string, want string, timeout time.Duration, c *harness.
 	}
 }
 
+// cpuMark is a reading of the CPU counters at one end of the window.
+type cpuMark struct {
+	proc, peer int64
+	machine    proc.Machine
+}
+
+// mark reads the counters of the measured process and its peer.
+func mark(pid, peer int) (cpuMark, error) {
+	var m cpuMark
+	var err error
+	if m.proc, err = proc.CPU(pid); err != nil {
+		return m, err
+	}
+	if m.peer, err = proc.CPU(peer); err != nil {
+		return m, err
+	}
+	m.machine, err = proc.ReadMachine()
+	return m, err
+}
+
+func (r *Result) setWindow(a, b cpuMark) {
+	r.ServerCPUNs = b.proc - a.proc
+	r.PeerCPUNs = b.peer - a.peer
+	r.SoftirqCPUNs = b.machine.Softirq - a.machine.Softirq
+	r.OtherCPUNs = max(0, b.machine.Busy-a.machine.Busy-r.ServerCPUNs-r.PeerCPUNs-r.SoftirqCPUNs)
+}
+
 func runImpl(benchDir, tmp, self, impl string, r *Result) error {
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
@@ -152,14 +191,14 @@ func runImpl(benchDir, tmp, self, impl string, r *Result) error {
 	if _, err := expect(lines, "START", *warmup+30*time.Second, client); err != nil {
 		return fail(err)
 	}
-	cpu0, err := proc.CPU(srv.Cmd.Process.Pid)
+	cpu0, err := mark(srv.Cmd.Process.Pid, client.Cmd.Process.Pid)
 	if err != nil {
 		return fail(err)
 	}
 	if _, err := expect(lines, "END", *duration+30*time.Second, client); err != nil {
 		return fail(err)
 	}
-	cpu1, err := proc.CPU(srv.Cmd.Process.Pid)
+	cpu1, err := mark(srv.Cmd.Process.Pid, client.Cmd.Process.Pid)
 	if err != nil {
 		return fail(err)
 	}
@@ -172,7 +211,7 @@ func runImpl(benchDir, tmp, self, impl string, r *Result) error {
 		return err
 	}
 	r.Client = &cr
-	r.ServerCPUNs = cpu1 - cpu0
+	r.setWindow(cpu0, cpu1)
 	if cr.Seconds > 0 {
 		r.PerSec = float64(cr.Deliveries) / cr.Seconds
 	}
@@ -209,9 +248,18 @@ func runFloor(tmp, self string, r *Result) error {
 	if _, err := expect(lines, "START", dialFor+*warmup, writer); err != nil {
 		return err
 	}
+	m0, err := mark(writer.Cmd.Process.Pid, sink.Cmd.Process.Pid)
+	if err != nil {
+		return err
+	}
 	if _, err := expect(lines, "END", *duration+30*time.Second, writer); err != nil {
 		return err
 	}
+	m1, err := mark(writer.Cmd.Process.Pid, sink.Cmd.Process.Pid)
+	if err != nil {
+		return err
+	}
+	r.setWindow(m0, m1)
 	body, err := expect(lines, "RESULT", 30*time.Second, writer)
 	if err != nil {
 		return err
@@ -221,7 +269,7 @@ func runFloor(tmp, self string, r *Result) error {
 		return err
 	}
 	r.Floor = &fr
-	r.ServerCPUNs = fr.CPUNs
+	r.ServerCPUNs = fr.CPUNs // its own getrusage: finer than /proc ticks
 	if fr.Seconds > 0 {
 		r.PerSec = float64(fr.Writes) / fr.Seconds
 	}
@@ -252,7 +300,7 @@ func printTable(w io.Writer, results []Result, mode string) {
 	}
 	fmt.Fprintf(w, "fanout: %d subscribers, %s, %v measured\n", *subs, mode, *duration)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprint(tw, "impl\tdeliveries/s\tCPU µs/delivery\t/mizu\t/floor\tsrv cores\tclient µs/del\tframe B\tlost\tdup\tclosed\tp50\tp90\tp99\tp99.9\tmax\t\n")
+	fmt.Fprint(tw, "impl\tdeliveries/s\tCPU µs/delivery\t/mizu\t/floor\tsrv cores\tsoftirq µs/del\tclient µs/del\tother cores\tframe B\tlost\tdup\tclosed\tp50\tp90\tp99\tp99.9\tmax\t\n")
 	for _, r := range results {
 		if r.Error != "" {
 			fmt.Fprintf(tw, "%s\tFAILED\t\t\t\t\t\t\t\t\t\t\t\t\t\t\n", r.Impl)
@@ -262,14 +310,16 @@ func printTable(w io.Writer, results []Result, mode string) {
 		if secs := r.seconds(); secs > 0 {
 			cores = float64(r.ServerCPUNs) / 1e9 / secs
 		}
-		fmt.Fprintf(tw, "%s\t%.0f\t%.3f\t%s\t%s\t%.2f\t", r.Impl, r.PerSec, r.CPUPerOp, ratio(r.CPUPerOp, mizu), ratio(r.CPUPerOp, fl), cores)
+		secs := max(r.seconds(), 1e-9)
+		fmt.Fprintf(tw, "%s\t%.0f\t%.3f\t%s\t%s\t%.2f\t%.3f\t%.3f\t%.2f\t", r.Impl, r.PerSec, r.CPUPerOp, ratio(r.CPUPerOp, mizu), ratio(r.CPUPerOp, fl), cores,
+			perOp(r.SoftirqCPUNs, r.ops()), perOp(r.PeerCPUNs, r.ops()), float64(r.OtherCPUNs)/1e9/secs)
 		if c := r.Client; c != nil {
 			l := c.Latency
-			fmt.Fprintf(tw, "%.3f\t%d\t%d\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t\n",
-				float64(c.ClientCPUNs)/1e3/float64(max(c.Deliveries, 1)), c.FrameBytes, c.Lost, c.Dup, c.Closed,
+			fmt.Fprintf(tw, "%d\t%d\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t\n",
+				c.FrameBytes, c.Lost, c.Dup, c.Closed,
 				us(l.P50), us(l.P90), us(l.P99), us(l.P999), us(l.Max))
 		} else {
-			fmt.Fprintf(tw, "-\t%d\t-\t-\t-\t-\t-\t-\t-\t-\t\n", *frame)
+			fmt.Fprintf(tw, "%d\t-\t-\t-\t-\t-\t-\t-\t-\t\n", *frame)
 		}
 	}
 	tw.Flush()
@@ -282,6 +332,19 @@ func printTable(w io.Writer, results []Result, mode string) {
 		}
 	}
 }
+
+// ops is the number of deliveries (floor: writes) in the window.
+func (r Result) ops() int64 {
+	if r.Client != nil {
+		return r.Client.Deliveries
+	}
+	if r.Floor != nil {
+		return r.Floor.Writes
+	}
+	return 0
+}
+
+func perOp(ns, ops int64) float64 { return float64(ns) / 1e3 / float64(max(ops, 1)) }
 
 // seconds is the measured window.
 func (r Result) seconds() float64 {

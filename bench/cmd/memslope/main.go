@@ -116,6 +116,9 @@ func run() error {
 	var results []Result
 	for impl := range strings.SplitSeq(*impls, ",") {
 		impl = strings.TrimSpace(impl)
+		if impl == "" {
+			continue
+		}
 		log.Printf("%s: building", impl)
 		r := Result{Impl: impl}
 		if err := measure(benchDir, tmp, impl, ns, &r); err != nil {

@@ -3,6 +3,7 @@
 package proc
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"strconv"
@@ -51,4 +52,39 @@ func CPU(pid int) (int64, error) {
 		return 0, fmt.Errorf("proc: bad cpu fields in /proc/%d/stat", pid)
 	}
 	return (ut + st) * (1e9 / clockTicks), nil
+}
+
+// Machine is a reading of the CPU counters of the whole machine, in
+// nanoseconds since boot.
+type Machine struct {
+	// Busy is the time all CPUs spent outside idle, iowait and steal.
+	Busy int64
+	// Softirq is the part of Busy spent in interrupts and softirqs. The
+	// loopback receive path runs there, usually on the sender's CPU, but is
+	// charged to no process.
+	Softirq int64
+}
+
+// ReadMachine reads /proc/stat.
+func ReadMachine() (Machine, error) {
+	var m Machine
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return m, err
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	if len(f) < 8 || f[0] != "cpu" {
+		return m, errors.New("proc: malformed /proc/stat")
+	}
+	var v [8]int64 // cpu user nice system idle iowait irq softirq
+	for i := 1; i < 8; i++ {
+		if v[i], err = strconv.ParseInt(f[i], 10, 64); err != nil {
+			return m, err
+		}
+	}
+	const tick = 1e9 / clockTicks
+	m.Busy = (v[1] + v[2] + v[3] + v[6] + v[7]) * tick
+	m.Softirq = (v[6] + v[7]) * tick
+	return m, nil
 }

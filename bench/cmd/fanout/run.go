@@ -300,7 +300,7 @@ func printTable(w io.Writer, results []Result, mode string) {
 	}
 	fmt.Fprintf(w, "fanout: %d subscribers, %s, %v measured\n", *subs, mode, *duration)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprint(tw, "impl\tdeliveries/s\tCPU µs/delivery\t/mizu\t/floor\tsrv cores\tsoftirq µs/del\tclient µs/del\tother cores\tframe B\tlost\tdup\tclosed\tp50\tp90\tp99\tp99.9\tmax\t\n")
+	fmt.Fprint(tw, "impl\tdeliveries/s\tCPU µs/delivery\t/mizu\t/floor\tsrv cores\tsoftirq µs/del\tclient(sink) µs/del\tother cores\tframe B\tlost\tdup\tclosed\tp50\tp90\tp99\tp99.9\tmax\t\n")
 	for _, r := range results {
 		if r.Error != "" {
 			fmt.Fprintf(tw, "%s\tFAILED\t\t\t\t\t\t\t\t\t\t\t\t\t\t\n", r.Impl)

@@ -5,7 +5,8 @@
 // child process: this binary re-executed with -client-mode) in steps. Every
 // connection does the handshake and sends one subscribe to "room-<i%100>".
 // At each step it waits until the server's /stats counts that many sessions,
-// reads /stats?gc=1 three times and keeps the smallest RSS. The least-squares
+// lets the server sit idle for -quiesce, reads /stats?gc=1 three times and
+// keeps the smallest RSS. The least-squares
 // slope of RSS (and of heap_inuse+stack_inuse) against the connection count
 // is the cost of one connection; the intercept is the baseline.
 package main
@@ -41,6 +42,7 @@ var (
 	rate       = flag.Int("rate", 4000, "new connections per second at most")
 	conc       = flag.Int("conc", 200, "handshakes in flight at once")
 	settle     = flag.Duration("settle", 60*time.Second, "how long to wait for the server to count a step's sessions")
+	quiesce    = flag.Duration("quiesce", 20*time.Second, "idle time before sampling a step, so worker pools grown by the connection burst can shrink")
 	timeout    = flag.Duration("timeout", 10*time.Minute, "the whole run stops after this long")
 	clientMode = flag.Bool("client-mode", false, "internal: run as the client fleet child process")
 	serverURL  = flag.String("url", "", "internal: the server's WebSocket URL (client mode)")
@@ -202,6 +204,7 @@ func measure(benchDir, tmp, impl string, ns []int, r *Result) error {
 		if _, err := harness.WaitSessions(srv.Addr, int64(n), *settle); err != nil {
 			return fail(err)
 		}
+		time.Sleep(*quiesce)
 		st, err := sample(srv.Addr, n)
 		if err != nil {
 			return fail(err)

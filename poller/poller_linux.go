@@ -1,0 +1,159 @@
+package poller
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// epoll_data is 64 bits on every Linux architecture, so it carries the whole Token: the
+// slot in EpollEvent.Fd and the generation in EpollEvent.Pad. x/sys lays the struct out per
+// architecture (packed after Events on 386 and amd64, 8-byte aligned elsewhere), and in each
+// layout Fd and Pad are exactly the 8 bytes of epoll_data; these arrays fail to compile if
+// a layout ever disagrees.
+var (
+	_ [unsafe.Sizeof(unix.EpollEvent{}) - unsafe.Offsetof(unix.EpollEvent{}.Fd) - 8]struct{}
+	_ [8 - (unsafe.Sizeof(unix.EpollEvent{}) - unsafe.Offsetof(unix.EpollEvent{}.Fd))]struct{}
+	_ [unsafe.Offsetof(unix.EpollEvent{}.Pad) - unsafe.Offsetof(unix.EpollEvent{}.Fd) - 4]struct{}
+	_ [4 - (unsafe.Offsetof(unix.EpollEvent{}.Pad) - unsafe.Offsetof(unix.EpollEvent{}.Fd))]struct{}
+)
+
+// slotBits: the slot has 32 bits of epoll_data, but the entry's free-list link is an int32.
+const slotBits = 31
+
+// wakeSlot marks the eventfd's events; maxSlots keeps it out of reach of real slots.
+const wakeSlot = ^uint32(0)
+
+const watchEvents = unix.EPOLLIN | unix.EPOLLOUT | unix.EPOLLRDHUP | unix.EPOLLET
+
+type kernel struct {
+	epfd   int
+	wakefd int // eventfd written by Close
+}
+
+func (p *Poller) open() error {
+	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		return os.NewSyscallError("epoll_create1", err)
+	}
+	wakefd, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
+	if err != nil {
+		unix.Close(epfd)
+		return os.NewSyscallError("eventfd", err)
+	}
+	ev := tokenEvent(unix.EPOLLIN, makeToken(wakeSlot, wakeSlot))
+	if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, wakefd, &ev); err != nil {
+		unix.Close(wakefd)
+		unix.Close(epfd)
+		return os.NewSyscallError("epoll_ctl", err)
+	}
+	p.epfd, p.wakefd = epfd, wakefd
+	return nil
+}
+
+func tokenEvent(events uint32, t Token) unix.EpollEvent {
+	return unix.EpollEvent{Events: events, Fd: int32(t.slot()), Pad: int32(t.gen())}
+}
+
+func (p *Poller) register(fd int, t Token) error {
+	ev := tokenEvent(watchEvents, t)
+	if err := unix.EpollCtl(p.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
+		return fmt.Errorf("poller: add fd %d: %w", fd, os.NewSyscallError("epoll_ctl", err))
+	}
+	return nil
+}
+
+func (p *Poller) unregister(fd int) error {
+	err := unix.EpollCtl(p.epfd, unix.EPOLL_CTL_DEL, fd, nil)
+	if err == nil || errors.Is(err, unix.ENOENT) || errors.Is(err, unix.EBADF) {
+		// Already gone: the fd was closed before Remove, which also drops it from epoll.
+		return nil
+	}
+	return fmt.Errorf("poller: remove fd %d: %w", fd, os.NewSyscallError("epoll_ctl", err))
+}
+
+func (p *Poller) wake() error {
+	one := [8]byte{1}
+	for {
+		_, err := unix.Write(p.wakefd, one[:])
+		switch err {
+		case unix.EINTR:
+			continue
+		case nil, unix.EAGAIN: // EAGAIN: the counter is already non-zero, a wakeup is pending
+			return nil
+		}
+		return os.NewSyscallError("write", err)
+	}
+}
+
+func (p *Poller) release() error {
+	err := unix.Close(p.wakefd)
+	if cerr := unix.Close(p.epfd); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return os.NewSyscallError("close", err)
+	}
+	return nil
+}
+
+func (p *Poller) loop() {
+	defer close(p.done)
+	events := make([]unix.EpollEvent, initialEvents)
+	for {
+		n, err := unix.EpollWait(p.epfd, events, -1)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			p.stopOnError(fmt.Errorf("poller: event loop stopped: %w", os.NewSyscallError("epoll_wait", err)))
+			return
+		}
+		if p.dispatch(events[:n]) {
+			return
+		}
+		if n == len(events) && len(events) < maxEvents {
+			events = make([]unix.EpollEvent, 2*len(events))
+		}
+	}
+}
+
+// dispatch delivers a batch of events to their Handlers and reports whether the wakeup
+// (sent only by Close) was among them.
+func (p *Poller) dispatch(events []unix.EpollEvent) (woken bool) {
+	for len(events) > 0 {
+		chunk := events[:min(len(events), dispatchChunk)]
+		events = events[len(chunk):]
+		p.mu.RLock()
+		for i := range chunk {
+			ev := &chunk[i]
+			slot := uint32(ev.Fd)
+			if slot == wakeSlot {
+				woken = true
+				continue
+			}
+			if h := p.lookupLocked(slot, uint32(ev.Pad), ^uint32(0)); h != nil {
+				h.Ready(epollEvent(ev.Events))
+			}
+		}
+		p.mu.RUnlock()
+	}
+	return woken
+}
+
+func epollEvent(bits uint32) Event {
+	var ev Event
+	if bits&unix.EPOLLIN != 0 {
+		ev |= Readable
+	}
+	if bits&unix.EPOLLOUT != 0 {
+		ev |= Writable
+	}
+	if bits&(unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
+		ev |= Hangup
+	}
+	return ev
+}

@@ -1,0 +1,97 @@
+package live
+
+import (
+	"sync"
+	"time"
+
+	"github.com/gobwas/ws"
+)
+
+// Keepalive without a timer per session: a timing wheel of one-second slots. Each session
+// sits in the slot of the second at which it must next be looked at; activity does not
+// move it (reading only stores a coarse timestamp), so the per-read cost is one atomic
+// store. When a slot comes due, each session in it is checked once: still active → put
+// back at lastRead+PingInterval; silent for PingInterval → pinged and put back at
+// lastRead+IdleTimeout; silent for IdleTimeout → closed with ErrTimeout. The sweeper thus
+// touches a session about once per PingInterval, never all sessions at each tick.
+
+const wheelSlots = 128 // seconds of horizon; later deadlines are re-checked on the way
+
+type wheel struct {
+	mu    sync.Mutex
+	slots [wheelSlots][]*Session
+	now   int64 // unix second of the slot being swept last
+}
+
+// schedule puts s in the slot of second at (clamped to the wheel's horizon).
+func (w *wheel) schedule(s *Session, at int64) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.now == 0 {
+		w.now = time.Now().Unix()
+	}
+	if at <= w.now {
+		at = w.now + 1
+	}
+	if at >= w.now+wheelSlots {
+		at = w.now + wheelSlots - 1
+	}
+	i := at % wheelSlots
+	w.slots[i] = append(w.slots[i], s)
+}
+
+// due moves the wheel to second now and appends the sessions of every slot passed to dst.
+func (w *wheel) due(now int64, dst []*Session) []*Session {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.now == 0 {
+		w.now = now
+		return dst
+	}
+	for w.now < now {
+		w.now++
+		i := w.now % wheelSlots
+		dst = append(dst, w.slots[i]...)
+		clear(w.slots[i])
+		if cap(w.slots[i]) > 1024 && len(w.slots[i]) < cap(w.slots[i])/4 {
+			w.slots[i] = nil
+		} else {
+			w.slots[i] = w.slots[i][:0]
+		}
+	}
+	return dst
+}
+
+// checkAlive is the sweeper's look at one due session.
+func (srv *Server) checkAlive(s *Session, now time.Time) {
+	if s.state.Load() != stateOpen {
+		return // dropped from the wheel
+	}
+	if srv.closingDown() {
+		return
+	}
+	ping, idle := srv.opts.PingInterval, srv.opts.IdleTimeout
+	last := time.Unix(0, s.lastRead.Load())
+	silent := now.Sub(last)
+	switch {
+	case idle > 0 && silent >= idle:
+		s.closeWith(ErrTimeout, statusGoingAway, "idle timeout")
+		return
+	case ping > 0 && silent >= ping:
+		if s.pingedAt <= s.lastRead.Load() {
+			s.pingedAt = now.UnixNano()
+			_ = s.sendFrame(ws.OpPing, nil)
+		}
+		if idle > 0 {
+			srv.keep.schedule(s, last.Add(idle).Unix()+1)
+		} else {
+			srv.keep.schedule(s, now.Add(ping).Unix())
+		}
+	default:
+		next := idle
+		if ping > 0 && (idle <= 0 || ping < idle) {
+			next = ping
+		}
+		srv.keep.schedule(s, last.Add(next).Unix()+1)
+	}
+}

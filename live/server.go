@@ -1,0 +1,301 @@
+package live
+
+import (
+	"context"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/livepoll/livepoll/poller"
+	"github.com/livepoll/livepoll/pool"
+)
+
+// Server holds the sessions, the topics and the event loop (a poller goroutine and a pool
+// of workers, started with the first connection). All its methods are safe for concurrent
+// use, including from OnMessage and OnClose.
+type Server struct {
+	opts   Options
+	topics *registry
+	echo   bool // cmd/echo's mode: messages are echoed unchanged (see internal/rawecho)
+
+	engOnce sync.Once
+	eng     *engine
+	engErr  error
+
+	mu       sync.Mutex
+	sessions map[*Session]struct{}
+	reserved int           // upgrades past the MaxSessions check, not yet added
+	closed   bool          // Shutdown or Close was called
+	drained  chan struct{} // closed once closed and the last session has finished
+	stopOnce sync.Once
+
+	closingMu sync.Mutex
+	closing   map[*Session]struct{} // sessions in their closing handshake
+
+	keep wheel // keepalive schedule
+
+	stats counters
+}
+
+// engine is the event loop shared by a Server's sessions.
+type engine struct {
+	poll *poller.Poller
+	pool *pool.Pool
+	stop chan struct{}
+	done chan struct{} // the sweeper exited
+}
+
+// New returns a server configured by opts.
+func New(opts Options) *Server {
+	return &Server{
+		opts:     opts.withDefaults(),
+		topics:   newRegistry(),
+		sessions: make(map[*Session]struct{}),
+		closing:  make(map[*Session]struct{}),
+		drained:  make(chan struct{}),
+	}
+}
+
+// Handler returns the http.Handler that upgrades requests to WebSocket sessions. Mount it
+// on any router (net/http, mizu, chi...); it hijacks through http.ResponseController, so
+// wrappers that implement Unwrap work.
+func (srv *Server) Handler() http.Handler { return http.HandlerFunc(srv.serveHTTP) }
+
+// Publish sends data to every session subscribed to topic, as {"topic":topic,"data":data}.
+// The frame is encoded once and shared by all subscribers; Publish writes it to each socket
+// that takes it at once and queues it for the others, so it never blocks on a slow client
+// (one whose queue is full is closed with ErrQueueFull). data must be valid JSON or the
+// message is dropped (and counted), as mizu's json.Marshal drops it. An empty topic is
+// ignored. Publish does not keep data.
+func (srv *Server) Publish(topic string, data []byte) {
+	if topic == "" {
+		return
+	}
+	t := srv.topics.lookup(topic)
+	if t == nil {
+		return
+	}
+	defer t.mu.RUnlock()
+	if len(t.subs) == 0 {
+		return
+	}
+	f, err := encodeFrame(t.json, data)
+	if err != nil {
+		srv.stats.dropped.Add(1)
+		return
+	}
+	srv.stats.messagesOut.Add(uint64(len(t.subs)))
+	for _, s := range t.subs {
+		_ = s.deliver(f)
+	}
+	f.Release()
+}
+
+// Subscribe adds s to topic. It does nothing for a nil session, an empty topic, or a
+// session that is closing.
+func (srv *Server) Subscribe(s *Session, topic string) {
+	if s == nil || topic == "" || s.srv != srv {
+		return
+	}
+	s.subscribe(topic)
+}
+
+// Unsubscribe removes s from topic.
+func (srv *Server) Unsubscribe(s *Session, topic string) {
+	if s == nil || topic == "" || s.srv != srv {
+		return
+	}
+	s.unsubscribe(topic)
+}
+
+// start starts the event loop once.
+func (srv *Server) start() error {
+	srv.engOnce.Do(func() {
+		p, err := poller.New()
+		if err != nil {
+			srv.engErr = err
+			return
+		}
+		srv.eng = &engine{
+			poll: p,
+			pool: pool.New(srv.opts.MaxWorkers, 10*time.Second),
+			stop: make(chan struct{}),
+			done: make(chan struct{}),
+		}
+		go srv.sweep()
+	})
+	return srv.engErr
+}
+
+// reserve admits one upgrade: it fails with 503 once the server is closing or holds
+// MaxSessions sessions (counting upgrades already admitted).
+func (srv *Server) reserve() (ok bool, why string) {
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	switch {
+	case srv.closed:
+		return false, "server closing"
+	case srv.opts.MaxSessions > 0 && len(srv.sessions)+srv.reserved >= srv.opts.MaxSessions:
+		return false, "too many sessions"
+	}
+	srv.reserved++
+	return true, ""
+}
+
+// unreserve gives back an admission whose upgrade failed.
+func (srv *Server) unreserve() {
+	srv.mu.Lock()
+	srv.reserved--
+	srv.mu.Unlock()
+}
+
+// add turns an admission into a registered session; it fails once the server is closing.
+func (srv *Server) add(s *Session) bool {
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	srv.reserved--
+	if srv.closed {
+		return false
+	}
+	srv.sessions[s] = struct{}{}
+	return true
+}
+
+// forget drops a finished session.
+func (srv *Server) forget(s *Session) {
+	srv.closingMu.Lock()
+	delete(srv.closing, s)
+	srv.closingMu.Unlock()
+	srv.mu.Lock()
+	delete(srv.sessions, s)
+	srv.noteDrainedLocked()
+	srv.mu.Unlock()
+}
+
+func (srv *Server) noteDrainedLocked() {
+	if srv.closed && len(srv.sessions) == 0 && srv.drained != nil {
+		close(srv.drained)
+		srv.drained = nil
+	}
+}
+
+func (srv *Server) closingDown() bool {
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	return srv.closed
+}
+
+// watchClosing gives a session whose close frame is out until deadline to see the client
+// close the connection; the sweeper finishes it after that.
+func (srv *Server) watchClosing(s *Session, deadline time.Time) {
+	srv.closingMu.Lock()
+	s.deadline = deadline
+	srv.closing[s] = struct{}{}
+	srv.closingMu.Unlock()
+}
+
+// sweepInterval is the resolution of closing-handshake timeouts.
+const sweepInterval = 100 * time.Millisecond
+
+// sweep ends closing handshakes that ran out of time and runs the keepalive wheel. It
+// visits closing sessions and the sessions whose keepalive second has come, never all.
+func (srv *Server) sweep() {
+	defer close(srv.eng.done)
+	tick := time.NewTicker(sweepInterval)
+	defer tick.Stop()
+	var expired, due []*Session
+	for {
+		select {
+		case <-srv.eng.stop:
+			return
+		case now := <-tick.C:
+			due = srv.keep.due(now.Unix(), due)
+			for i, s := range due {
+				srv.checkAlive(s, now)
+				due[i] = nil
+			}
+			due = due[:0]
+
+			srv.closingMu.Lock()
+			for s := range srv.closing {
+				if now.After(s.deadline) {
+					delete(srv.closing, s)
+					expired = append(expired, s)
+				}
+			}
+			srv.closingMu.Unlock()
+			for i, s := range expired {
+				s.raise(workFinish)
+				expired[i] = nil
+			}
+			expired = expired[:0]
+		}
+	}
+}
+
+// Shutdown closes the server gracefully: new upgrades get 503, every session is sent
+// close code 1001 (OnClose gets ErrServerClosed) after what is already queued for it, and
+// Shutdown waits until every session has finished its closing handshake and OnClose has
+// returned; then it stops the event loop's goroutines and returns nil. If ctx ends first it
+// returns ctx.Err() and the sessions go on closing; call Close to end them at once. Safe
+// for concurrent use; it must not be called from OnMessage or OnClose.
+func (srv *Server) Shutdown(ctx context.Context) error {
+	drained := srv.closeAll(false)
+	select {
+	case <-drained:
+		srv.stop()
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Close closes the server at once: new upgrades get 503, every session is sent close code
+// 1001 if its socket takes it and its socket is closed without waiting for the client;
+// Close returns when every OnClose has returned and the event loop's goroutines have
+// stopped (an OnMessage that never returns keeps it waiting). It must not be called from
+// OnMessage or OnClose.
+func (srv *Server) Close() error {
+	<-srv.closeAll(true)
+	srv.stop()
+	return nil
+}
+
+// closeAll marks the server closed, starts closing every session (finishing them at once
+// when now is set) and returns a channel closed when the last one has finished.
+func (srv *Server) closeAll(now bool) <-chan struct{} {
+	srv.mu.Lock()
+	srv.closed = true
+	drained := srv.drained
+	if drained == nil {
+		drained = make(chan struct{})
+		close(drained)
+	}
+	sessions := make([]*Session, 0, len(srv.sessions))
+	for s := range srv.sessions {
+		sessions = append(sessions, s)
+	}
+	srv.noteDrainedLocked()
+	srv.mu.Unlock()
+
+	for _, s := range sessions {
+		s.closeWith(ErrServerClosed, statusGoingAway, "server shutting down")
+		if now {
+			s.raise(workFinish)
+		}
+	}
+	return drained
+}
+
+// stop ends the event loop's goroutines once; no engine starts after it.
+func (srv *Server) stop() {
+	srv.stopOnce.Do(func() {
+		srv.engOnce.Do(func() {})
+		if srv.eng != nil {
+			close(srv.eng.stop)
+			<-srv.eng.done
+			srv.eng.pool.Close()
+			_ = srv.eng.poll.Close()
+		}
+	})
+}

@@ -1,0 +1,257 @@
+package live
+
+import (
+	"context"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gobwas/ws"
+
+	"github.com/livepoll/livepoll/frame"
+	"github.com/livepoll/livepoll/poller"
+	"github.com/livepoll/livepoll/pool"
+)
+
+// Session states. A session is open until a close starts; closing while the closing
+// handshake runs (Send fails, IsClosed is true); closed once its socket is closed.
+const (
+	stateOpen int32 = iota
+	stateClosing
+	stateClosed
+)
+
+// statusGoingAway is sent on shutdown and idle timeout.
+const statusGoingAway = ws.StatusGoingAway
+
+// statusQueueFull is the close code sent to a client whose queue overflowed: 1008, policy
+// violation (it did not read fast enough).
+const statusQueueFull = ws.StatusPolicyViolation
+
+// Kinds of work raised on a session's Signal; the session's Run handles them in order.
+const (
+	workRead   = 1 << iota // the socket may have bytes (or EOF) to read
+	workClose              // a close started: unsubscribe, call OnClose
+	workFinish             // the closing handshake is over or timed out: close the socket
+)
+
+// Session is one connected WebSocket client. All its methods are safe for concurrent use.
+type Session struct {
+	id    string
+	value any
+	srv   *Server
+
+	conn  net.Conn // owns the descriptor; closed only by finish
+	fd    int
+	token poller.Token
+	ready atomic.Bool // registered with the poller: events may be handled
+	// lastRead is when the socket last gave bytes (unix nanoseconds); pingedAt when the
+	// keepalive sweeper last pinged (owned by the sweeper).
+	lastRead atomic.Int64
+	pingedAt int64
+	state    atomic.Int32
+	sig      pool.Signal
+
+	// Owned by the session's Run (one worker at a time).
+	rd       frame.Reader
+	pre      []byte // bytes net/http had buffered past the handshake, read first
+	eof      bool   // the socket reported EOF or an error
+	notified bool   // OnClose was called
+
+	// wmu guards the descriptor (no syscall after finish closed it, so a number reused by a
+	// new connection is never touched) and the outgoing queue.
+	wmu      sync.Mutex
+	fdOpen   bool
+	q        []*pool.Shared // frames not fully written; q[0] is written from offset qoff
+	qoff     int
+	shutWr   bool  // a close frame is queued; shut the write side once q drains
+	closeErr error // set once, when the close starts
+
+	// smu guards subscriptions and the context's done channel.
+	smu      sync.Mutex
+	topics   []*topic
+	base     context.Context // the upgrade request's context: values only
+	done     chan struct{}
+	canceled bool
+	deadline time.Time // end of the closing handshake; guarded by Server.closingMu
+}
+
+// ID returns the session's identifier (from Options.IDGenerator).
+func (s *Session) ID() string { return s.id }
+
+// Value returns what Options.OnAuth returned for this session.
+func (s *Session) Value() any { return s.value }
+
+// Send queues msg for this client without blocking and returns nil, or ErrSessionClosed
+// once the session is closing. If the session already has Options.QueueSize messages
+// waiting for its socket, the session is closed and Send returns ErrQueueFull. A message
+// whose Data is not valid JSON is dropped (as mizu's json.Marshal does) and counted.
+func (s *Session) Send(msg Message) error {
+	if s.state.Load() != stateOpen {
+		return ErrSessionClosed
+	}
+	f, err := encodeFrame(topicJSON(msg.Topic), msg.Data)
+	if err != nil {
+		s.srv.stats.dropped.Add(1)
+		return nil
+	}
+	err = s.deliver(f)
+	f.Release()
+	if err == nil {
+		s.srv.stats.messagesOut.Add(1)
+	}
+	return err
+}
+
+// Close closes the session: messages already queued are sent, then a close frame (1000);
+// OnClose follows with a nil error. Calling it again does nothing. It does not block.
+func (s *Session) Close() error {
+	s.closeWith(nil, ws.StatusNormalClosure, "")
+	return nil
+}
+
+// CloseError returns why the session closed (what OnClose receives), or nil.
+func (s *Session) CloseError() error {
+	if s.state.Load() == stateOpen {
+		return nil
+	}
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	return s.closeErr
+}
+
+// IsClosed reports whether the session is closing or closed.
+func (s *Session) IsClosed() bool { return s.state.Load() != stateOpen }
+
+// raise records work for the session and schedules it on the worker pool if idle.
+func (s *Session) raise(work uint32) {
+	if s.sig.Raise(work) {
+		s.srv.eng.pool.Submit((*sessionTask)(s))
+	}
+}
+
+// closeWith starts closing the session, once: it records the reason, queues a close frame
+// with code (0: none, because the connection is broken; ws.StatusNoStatusRcvd: an empty
+// close frame), cancels the context and lets the session's Run finish the job. It reports
+// whether this call started the close.
+func (s *Session) closeWith(reason error, code ws.StatusCode, text string) bool {
+	s.wmu.Lock()
+	if s.state.Load() != stateOpen {
+		s.wmu.Unlock()
+		return false
+	}
+	s.state.Store(stateClosing)
+	s.closeErr = reason
+	if code != 0 && s.fdOpen {
+		if reason == ErrQueueFull {
+			s.dropQueuedLocked()
+		}
+		cf := closeFrame(code, text)
+		s.shutWr = true
+		s.enqueueLocked(cf)
+		cf.Release()
+		s.shutdownIfDrainedLocked()
+	}
+	s.wmu.Unlock()
+
+	s.cancelContext()
+	if code != 0 {
+		s.srv.watchClosing(s, time.Now().Add(closeTimeout))
+	}
+	s.raise(workClose)
+	return true
+}
+
+func closeFrame(code ws.StatusCode, text string) *pool.Shared {
+	if code == ws.StatusNoStatusRcvd {
+		f := pool.NewShared(2)
+		f.B = frame.AppendFrame(f.B[:0], ws.OpClose, nil)
+		return f
+	}
+	f := pool.NewShared(2 + 2 + len(text))
+	f.B = frame.AppendClose(f.B[:0], code, text)
+	return f
+}
+
+// subscribe adds a topic; a no-op once the session is closing.
+func (s *Session) subscribe(name string) {
+	s.smu.Lock()
+	defer s.smu.Unlock()
+	if s.state.Load() != stateOpen {
+		return
+	}
+	if t, added := s.srv.topics.subscribe(s, name); added {
+		s.topics = append(s.topics, t)
+	}
+}
+
+func (s *Session) unsubscribe(name string) {
+	s.smu.Lock()
+	defer s.smu.Unlock()
+	for i, t := range s.topics {
+		if t.name == name {
+			s.srv.topics.unsubscribe(s, t)
+			last := len(s.topics) - 1
+			s.topics[i] = s.topics[last]
+			s.topics[last] = nil
+			s.topics = s.topics[:last]
+			return
+		}
+	}
+}
+
+func (s *Session) unsubscribeAll() {
+	s.smu.Lock()
+	topics := s.topics
+	s.topics = nil
+	s.smu.Unlock()
+	for _, t := range topics {
+		s.srv.topics.unsubscribe(s, t)
+	}
+}
+
+// sessionContext is the ctx given to OnMessage: the upgrade request's values, no deadline,
+// cancelled when the session starts closing. It is the Session itself seen through
+// another type, so it costs nothing until Done is first called.
+type sessionContext Session
+
+func (c *sessionContext) Deadline() (time.Time, bool) { return time.Time{}, false }
+
+func (c *sessionContext) Done() <-chan struct{} {
+	s := (*Session)(c)
+	s.smu.Lock()
+	defer s.smu.Unlock()
+	if s.done == nil {
+		s.done = make(chan struct{})
+		if s.canceled {
+			close(s.done)
+		}
+	}
+	return s.done
+}
+
+func (c *sessionContext) Err() error {
+	s := (*Session)(c)
+	s.smu.Lock()
+	defer s.smu.Unlock()
+	if s.canceled {
+		return context.Canceled
+	}
+	return nil
+}
+
+func (c *sessionContext) Value(key any) any { return c.base.Value(key) }
+
+func (c *sessionContext) String() string { return "live.Session(" + c.id + ").Context" }
+
+func (s *Session) cancelContext() {
+	s.smu.Lock()
+	defer s.smu.Unlock()
+	if !s.canceled {
+		s.canceled = true
+		if s.done != nil {
+			close(s.done)
+		}
+	}
+}

@@ -1,0 +1,193 @@
+package live
+
+import (
+	"crypto/sha1"
+	"encoding/base64"
+	"log"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// serveHTTP checks the request in mizu's order (upgrade, version, origin, OnAuth, key),
+// before anything is hijacked, then hands the connection to the event loop and returns:
+// no goroutine stays behind for it.
+func (srv *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet || !isUpgradeRequest(r) {
+		http.Error(w, "websocket upgrade required", http.StatusBadRequest)
+		return
+	}
+	if r.Header.Get("Sec-WebSocket-Version") != "13" {
+		w.Header().Set("Sec-WebSocket-Version", "13")
+		http.Error(w, "unsupported WebSocket version", http.StatusUpgradeRequired)
+		return
+	}
+	if !srv.originAllowed(r) {
+		http.Error(w, "forbidden origin", http.StatusForbidden)
+		return
+	}
+	var value any
+	if srv.opts.OnAuth != nil {
+		v, err := srv.opts.OnAuth(r.Context(), r)
+		if err != nil {
+			http.Error(w, "authentication failed", http.StatusUnauthorized)
+			return
+		}
+		value = v
+	}
+	key := r.Header.Get("Sec-WebSocket-Key")
+	if !validKey(key) {
+		http.Error(w, "invalid Sec-WebSocket-Key", http.StatusBadRequest)
+		return
+	}
+	if err := srv.start(); err != nil {
+		http.Error(w, "websocket: event loop unavailable: "+err.Error(), http.StatusInternalServerError)
+		return
+	}
+	if ok, why := srv.reserve(); !ok {
+		srv.stats.rejected.Add(1)
+		http.Error(w, why, http.StatusServiceUnavailable)
+		return
+	}
+	upgraded := false
+	defer func() {
+		if !upgraded {
+			srv.unreserve()
+		}
+	}()
+
+	conn, brw, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		http.Error(w, "websocket: hijack not supported", http.StatusInternalServerError)
+		return
+	}
+	// A client may send its first frame right behind the handshake; whatever net/http
+	// already buffered is copied out, and nothing of its reader or writer is kept.
+	var pre []byte
+	if n := brw.Reader.Buffered(); n > 0 {
+		p, _ := brw.Reader.Peek(n)
+		pre = append([]byte(nil), p...)
+	}
+	brw = nil
+
+	if _, err := conn.Write(acceptResponse(key)); err != nil {
+		_ = conn.Close()
+		return
+	}
+	fd, ok := rawFD(conn)
+	if !ok {
+		// TLS and other wrapped connections cannot be polled by descriptor.
+		log.Printf("live: %T cannot be served from the event loop; closing", conn)
+		_ = conn.Close()
+		return
+	}
+
+	upgraded = true // add takes over the admission
+	s := &Session{
+		id:     srv.opts.IDGenerator(),
+		value:  value,
+		srv:    srv,
+		conn:   conn,
+		fd:     fd,
+		fdOpen: true,
+		pre:    pre,
+		base:   r.Context(),
+	}
+	if !srv.add(s) {
+		_ = conn.Close()
+		return
+	}
+	token, err := srv.eng.poll.Add(fd, (*pollHandler)(s))
+	if err != nil {
+		log.Printf("live: poller: %v", err)
+		s.closeWith(err, 0, "")
+		s.raise(workFinish)
+		return
+	}
+	s.token = token
+	s.lastRead.Store(time.Now().UnixNano())
+	if srv.opts.PingInterval > 0 || srv.opts.IdleTimeout > 0 {
+		srv.keep.schedule(s, time.Now().Unix()+1)
+	}
+	s.ready.Store(true)
+	// Events that came before ready were ignored: read once now. Edge-triggered
+	// readiness resumes after the first read that returns EAGAIN.
+	s.raise(workRead)
+}
+
+// rawFD returns the connection's descriptor without duplicating it (File would dup it and
+// switch it to blocking mode).
+func rawFD(conn net.Conn) (int, bool) {
+	sc, ok := conn.(syscall.Conn)
+	if !ok {
+		return 0, false
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return 0, false
+	}
+	fd := -1
+	if err := rc.Control(func(f uintptr) { fd = int(f) }); err != nil || fd < 0 {
+		return 0, false
+	}
+	return fd, true
+}
+
+func isUpgradeRequest(r *http.Request) bool {
+	return strings.EqualFold(r.Header.Get("Upgrade"), "websocket") &&
+		headerHasToken(r.Header.Values("Connection"), "upgrade")
+}
+
+// headerHasToken reports whether a comma-separated header holds token (any case).
+func headerHasToken(values []string, token string) bool {
+	for _, v := range values {
+		for _, t := range strings.Split(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(t), token) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func validKey(key string) bool {
+	if key == "" {
+		return false
+	}
+	b, err := base64.StdEncoding.DecodeString(key)
+	return err == nil && len(b) == 16
+}
+
+const acceptGUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+func acceptResponse(key string) []byte {
+	sum := sha1.Sum([]byte(key + acceptGUID))
+	b := make([]byte, 0, 129)
+	b = append(b, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: "...)
+	b = base64.StdEncoding.AppendEncode(b, sum[:])
+	return append(b, "\r\n\r\n"...)
+}
+
+// originAllowed applies CheckOrigin, else Origins, else the same-origin default.
+func (srv *Server) originAllowed(r *http.Request) bool {
+	if srv.opts.CheckOrigin != nil {
+		return srv.opts.CheckOrigin(r)
+	}
+	origin := r.Header.Get("Origin")
+	if len(srv.opts.Origins) > 0 {
+		for _, o := range srv.opts.Origins {
+			if o == "*" || o == origin {
+				return true
+			}
+		}
+		return false
+	}
+	if origin == "" {
+		return true // not a browser: nothing to protect against
+	}
+	u, err := url.Parse(origin)
+	return err == nil && u.Host != "" && strings.EqualFold(u.Host, r.Host)
+}

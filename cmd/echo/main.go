@@ -1,0 +1,61 @@
+// Command echo is a WebSocket echo server on livepoll's event loop: every text and binary
+// message (up to 16 MiB by default) is sent back unchanged, pings are answered, closes are
+// answered. It runs the same session engine as package live, so protocol conformance
+// suites (the Autobahn testsuite's fuzzingclient, for one) can be pointed at it.
+//
+//	go run ./cmd/echo -addr 127.0.0.1:9001
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"log"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/livepoll/livepoll/internal/rawecho"
+	_ "github.com/livepoll/livepoll/live" // installs rawecho.New
+)
+
+func main() {
+	addr := flag.String("addr", "127.0.0.1:9001", "listen address")
+	limit := flag.Int("limit", 16<<20, "largest message accepted, in bytes")
+	flag.Parse()
+
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		log.Fatal(err)
+	}
+	log.Printf("echo: listening on ws://%s/", ln.Addr())
+	if err := run(ln, *limit); err != nil {
+		log.Fatal(err)
+	}
+}
+
+// run serves until SIGINT or SIGTERM, then closes every session.
+func run(ln net.Listener, limit int) error {
+	srv := rawecho.New(limit)
+	hs := newHTTPServer(srv)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	if err := hs.Close(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return srv.Close()
+}
+
+func newHTTPServer(srv rawecho.Server) *http.Server {
+	return &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
+}

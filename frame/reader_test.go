@@ -70,7 +70,7 @@ func TestReaderHugeDeclaredLength(t *testing.T) {
 			got,
 		)
 	}
-	if c := cap(*r.st.msg); c > 1<<minBufBits {
+	if c := cap(*r.st.msg); c > minBuf {
 		t.Fatalf(
 			"holding a %d-byte buffer for 10 bytes",
 			c,
@@ -564,23 +564,23 @@ func TestBufferPool(t *testing.T) {
 	}{
 		{
 			n:    0,
-			want: 1 << minBufBits,
+			want: minBuf,
 		},
 		{
-			n:    1 << minBufBits,
-			want: 1 << minBufBits,
+			n:    minBuf,
+			want: minBuf,
 		},
 		{
-			n:    1<<minBufBits + 1,
-			want: 1 << (minBufBits + 1),
+			n:    minBuf + 1,
+			want: 2 * minBuf,
 		},
 		{
-			n:    1 << maxBufBits,
-			want: 1 << maxBufBits,
+			n:    16 << 20,
+			want: 16 << 20,
 		},
 		{
-			n:    1<<maxBufBits + 1,
-			want: 1<<maxBufBits + 1,
+			n:    16<<20 + 1,
+			want: 16<<20 + 1,
 		},
 	} {
 		b := getBuf(tc.n)

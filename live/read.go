@@ -79,6 +79,10 @@ func (s *Session) readReady() {
 		s.srv.stats.bytesIn.Add(uint64(len(p)))
 		s.feed(p)
 	}
+	if s.blk != nil {
+		s.readInbox()
+		return
+	}
 	bp := pool.Get(readBufSize)
 	defer pool.Put(bp)
 	buf := *bp
@@ -265,6 +269,9 @@ func (s *Session) finish() {
 		_ = s.srv.eng.poll.Remove(s.token)
 	}
 	_ = s.conn.Close()
+	if s.blk != nil {
+		s.blk.stop()
+	}
 	s.rd.Release()
 	s.pre = nil
 	s.srv.forget(s)

@@ -2,6 +2,7 @@ package live
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"sync"
 	"time"
@@ -39,7 +40,7 @@ type Server struct {
 
 // engine is the event loop shared by a Server's sessions.
 type engine struct {
-	poll *poller.Poller
+	poll *poller.Poller // nil where the platform has no poller: every session is blocking
 	pool *pool.Pool
 	stop chan struct{}
 	done chan struct{} // the sweeper exited
@@ -112,7 +113,7 @@ func (srv *Server) Unsubscribe(s *Session, topic string) {
 func (srv *Server) start() error {
 	srv.engOnce.Do(func() {
 		p, err := poller.New()
-		if err != nil {
+		if err != nil && !errors.Is(err, poller.ErrUnsupported) {
 			srv.engErr = err
 			return
 		}
@@ -295,7 +296,9 @@ func (srv *Server) stop() {
 			close(srv.eng.stop)
 			<-srv.eng.done
 			srv.eng.pool.Close()
-			_ = srv.eng.poll.Close()
+			if srv.eng.poll != nil {
+				_ = srv.eng.poll.Close()
+			}
 		}
 	})
 }

@@ -42,8 +42,9 @@ type Session struct {
 	value any
 	srv   *Server
 
-	conn  net.Conn // owns the descriptor; closed only by finish
-	fd    int
+	conn  net.Conn    // owns the descriptor; closed only by finish
+	fd    int         // -1 on the portable path
+	blk   *blockingIO // the portable path's state; nil for a polled socket
 	token poller.Token
 	ready atomic.Bool // registered with the poller: events may be handled
 	// lastRead is when the socket last gave bytes (unix nanoseconds); pingedAt when the

@@ -77,12 +77,9 @@ func (srv *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		_ = conn.Close()
 		return
 	}
-	fd, ok := rawFD(conn)
-	if !ok {
-		// TLS and other wrapped connections cannot be polled by descriptor.
-		log.Printf("live: %T cannot be served from the event loop; closing", conn)
-		_ = conn.Close()
-		return
+	fd, polled := -1, false
+	if srv.eng.poll != nil {
+		fd, polled = rawFD(conn)
 	}
 
 	upgraded = true // add takes over the admission
@@ -100,6 +97,15 @@ func (srv *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		_ = conn.Close()
 		return
 	}
+	srv.keepalive(s)
+	if !polled {
+		// TLS and other wrapped connections (or no poller on this platform): the
+		// portable path, a reader and a writer goroutine.
+		s.fd = -1
+		s.blk = newBlockingIO()
+		s.startBlocking()
+		return
+	}
 	token, err := srv.eng.poll.Add(fd, (*pollHandler)(s))
 	if err != nil {
 		log.Printf("live: poller: %v", err)
@@ -108,14 +114,18 @@ func (srv *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.token = token
-	s.lastRead.Store(time.Now().UnixNano())
-	if srv.opts.PingInterval > 0 || srv.opts.IdleTimeout > 0 {
-		srv.keep.schedule(s, time.Now().Unix()+1)
-	}
 	s.ready.Store(true)
 	// Events that came before ready were ignored: read once now. Edge-triggered
 	// readiness resumes after the first read that returns EAGAIN.
 	s.raise(workRead)
+}
+
+// keepalive starts the keepalive checks of a new session.
+func (srv *Server) keepalive(s *Session) {
+	s.lastRead.Store(time.Now().UnixNano())
+	if srv.opts.PingInterval > 0 || srv.opts.IdleTimeout > 0 {
+		srv.keep.schedule(s, time.Now().Unix()+1)
+	}
 }
 
 // rawFD returns the connection's descriptor without duplicating it (File would dup it and

@@ -38,6 +38,12 @@ func (s *Session) deliver(f *pool.Shared) error {
 // enqueueLocked writes f directly when the queue is empty, and queues what the socket did
 // not take. It returns a write error other than EAGAIN.
 func (s *Session) enqueueLocked(f *pool.Shared) error {
+	if s.blk != nil {
+		f.Retain()
+		s.q = append(s.q, f)
+		s.blk.wakeWriter()
+		return nil
+	}
 	if len(s.q) > 0 {
 		f.Retain()
 		s.q = append(s.q, f)
@@ -172,7 +178,7 @@ func (s *Session) dropQueuedLocked() {
 // shutdownIfDrainedLocked shuts the write side once a queued close frame has gone out, so
 // the client reads the close frame and then EOF, never a reset.
 func (s *Session) shutdownIfDrainedLocked() {
-	if s.shutWr && len(s.q) == 0 && s.fdOpen {
+	if s.shutWr && len(s.q) == 0 && s.fdOpen && s.blk == nil {
 		s.shutWr = false
 		_ = sysShutdownWrite(s.fd)
 	}

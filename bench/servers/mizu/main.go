@@ -9,6 +9,7 @@ import (
 	"flag"
 	"log"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"sync/atomic"
 	"time"
@@ -57,6 +58,7 @@ func main() {
 	mux := http.NewServeMux()
 	mux.Handle("/ws", server.Handler())
 	mux.Handle("GET /stats", stats.Handler(&counters))
+	mux.HandleFunc("GET /debug/pprof/", pprof.Index) // goroutine dumps when a run goes wrong
 	log.Fatal(http.ListenAndServe(*addr, mux))
 }
 

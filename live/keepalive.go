@@ -67,9 +67,6 @@ func (srv *Server) checkAlive(s *Session, now time.Time) {
 	if s.state.Load() != stateOpen {
 		return // dropped from the wheel
 	}
-	if srv.closingDown() {
-		return
-	}
 	ping, idle := srv.opts.PingInterval, srv.opts.IdleTimeout
 	last := time.Unix(0, s.lastRead.Load())
 	silent := now.Sub(last)

@@ -211,10 +211,12 @@ func (srv *Server) sweep() {
 			return
 		case now := <-tick.C:
 			due = srv.keep.due(now.Unix(), due)
-			for i, s := range due {
-				srv.checkAlive(s, now)
-				due[i] = nil
+			if !srv.closingDown() { // shutting down: no more pings or timeouts
+				for _, s := range due {
+					srv.checkAlive(s, now)
+				}
 			}
+			clear(due)
 			due = due[:0]
 
 			srv.closingMu.Lock()

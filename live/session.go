@@ -66,16 +66,17 @@ type Session struct {
 	fdOpen   bool
 	q        []*pool.Shared // frames not fully written; q[0] is written from offset qoff
 	qoff     int
-	shutWr   bool  // a close frame is queued; shut the write side once q drains
-	closeErr error // set once, when the close starts
+	shutWr   bool          // a close frame is queued; shut the write side once q drains
+	closeErr error         // set once, when the close starts
+	done     chan struct{} // the context's Done, made on demand, closed when the close starts
 
-	// smu guards subscriptions and the context's done channel.
-	smu      sync.Mutex
-	topics   []*topic
+	// smu guards subscriptions. closeWith never takes it: Publish may close a session
+	// while it holds a topic lock, and Subscribe holds smu while it waits for one.
+	smu    sync.Mutex
+	topics []*topic
+
 	base     context.Context // the upgrade request's context: values only
-	done     chan struct{}
-	canceled bool
-	deadline time.Time // end of the closing handshake; guarded by Server.closingMu
+	deadline time.Time       // end of the closing handshake; guarded by Server.closingMu
 }
 
 // ID returns the session's identifier (from Options.IDGenerator).
@@ -144,6 +145,9 @@ func (s *Session) closeWith(reason error, code ws.StatusCode, text string) bool 
 	}
 	s.state.Store(stateClosing)
 	s.closeErr = reason
+	if s.done != nil {
+		close(s.done) // cancels the session's context
+	}
 	if code != 0 && s.fdOpen {
 		if reason == ErrQueueFull {
 			s.dropQueuedLocked()
@@ -156,7 +160,6 @@ func (s *Session) closeWith(reason error, code ws.StatusCode, text string) bool 
 	}
 	s.wmu.Unlock()
 
-	s.cancelContext()
 	if code != 0 {
 		s.srv.watchClosing(s, time.Now().Add(closeTimeout))
 	}
@@ -221,11 +224,11 @@ func (c *sessionContext) Deadline() (time.Time, bool) { return time.Time{}, fals
 
 func (c *sessionContext) Done() <-chan struct{} {
 	s := (*Session)(c)
-	s.smu.Lock()
-	defer s.smu.Unlock()
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
 	if s.done == nil {
 		s.done = make(chan struct{})
-		if s.canceled {
+		if s.state.Load() != stateOpen {
 			close(s.done)
 		}
 	}
@@ -233,10 +236,7 @@ func (c *sessionContext) Done() <-chan struct{} {
 }
 
 func (c *sessionContext) Err() error {
-	s := (*Session)(c)
-	s.smu.Lock()
-	defer s.smu.Unlock()
-	if s.canceled {
+	if c.state.Load() != stateOpen {
 		return context.Canceled
 	}
 	return nil
@@ -245,14 +245,3 @@ func (c *sessionContext) Err() error {
 func (c *sessionContext) Value(key any) any { return c.base.Value(key) }
 
 func (c *sessionContext) String() string { return "live.Session(" + c.id + ").Context" }
-
-func (s *Session) cancelContext() {
-	s.smu.Lock()
-	defer s.smu.Unlock()
-	if !s.canceled {
-		s.canceled = true
-		if s.done != nil {
-			close(s.done)
-		}
-	}
-}

@@ -3,6 +3,7 @@ package live
 import (
 	"context"
 	"errors"
+	"net"
 	"net/http"
 	"sync"
 	"time"
@@ -23,12 +24,13 @@ type Server struct {
 	eng     *engine
 	engErr  error
 
-	mu       sync.Mutex
-	sessions map[*Session]struct{}
-	reserved int           // upgrades past the MaxSessions check, not yet added
-	closed   bool          // Shutdown or Close was called
-	drained  chan struct{} // closed once closed and the last session has finished
-	stopOnce sync.Once
+	mu        sync.Mutex
+	sessions  map[*Session]struct{}
+	reserved  int                       // upgrades past the MaxSessions check, not yet added
+	closed    bool                      // Shutdown or Close was called
+	drained   chan struct{}             // closed once closed and the last session has finished
+	listeners map[net.Listener]struct{} // being served by Serve
+	stopOnce  sync.Once
 
 	closingMu sync.Mutex
 	closing   map[*Session]struct{} // sessions in their closing handshake
@@ -277,6 +279,9 @@ func (srv *Server) closeAll(now bool) <-chan struct{} {
 	sessions := make([]*Session, 0, len(srv.sessions))
 	for s := range srv.sessions {
 		sessions = append(sessions, s)
+	}
+	for ln := range srv.listeners {
+		_ = ln.Close()
 	}
 	srv.noteDrainedLocked()
 	srv.mu.Unlock()

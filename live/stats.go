@@ -20,6 +20,7 @@ type Stats struct {
 	Skipped        uint64 // client messages that were not a {"topic","data"} envelope
 	PublishDropped uint64 // Publish and Send calls dropped because data was not valid JSON
 	Rejected       uint64 // upgrades refused with 503 (MaxSessions, shutting down)
+	AcceptErrors   uint64 // Serve's accepts that failed for want of descriptors or memory
 
 	Closed ClosedStats // sessions closed, by reason
 }
@@ -42,7 +43,7 @@ type counters struct {
 	bytesIn, bytesOut       atomic.Uint64
 	messagesIn, messagesOut atomic.Uint64
 	skipped, dropped        atomic.Uint64
-	rejected                atomic.Uint64
+	rejected, acceptErrors  atomic.Uint64
 
 	closed [closedKinds]atomic.Uint64
 }
@@ -106,6 +107,7 @@ func (srv *Server) Stats() Stats {
 		Skipped:        c.skipped.Load(),
 		PublishDropped: c.dropped.Load(),
 		Rejected:       c.rejected.Load(),
+		AcceptErrors:   c.acceptErrors.Load(),
 		Closed: ClosedStats{
 			Normal:      c.closed[closedNormal].Load(),
 			EOF:         c.closed[closedEOF].Load(),

@@ -1,0 +1,160 @@
+package live
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"log"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// handshakeTimeout bounds how long a connection accepted by Serve may take to send its
+// upgrade request.
+const handshakeTimeout = 10 * time.Second
+
+// Serve accepts connections on ln and serves WebSocket upgrades on them itself, without
+// net/http's server: each accepted connection has a goroutine only until its handshake is
+// done. Requests get the same answers as from Handler (any path is accepted; other
+// requests get 400). When accepting fails because the process or the system is out of file
+// descriptors (EMFILE, ENFILE) or memory, Serve counts it (Stats.AcceptErrors), logs it
+// once per episode and retries with a growing pause (5 ms to 1 s) instead of spinning.
+// Serve returns ErrServerClosed after Shutdown or Close (which close ln), or the
+// listener's error.
+func (srv *Server) Serve(ln net.Listener) error {
+	if !srv.track(ln) {
+		return ErrServerClosed
+	}
+	defer srv.untrack(ln)
+	var pause time.Duration
+	for {
+		conn, err := ln.Accept()
+		if err != nil {
+			if srv.closingDown() {
+				return ErrServerClosed
+			}
+			if !isResourceShortage(err) {
+				return err
+			}
+			srv.stats.acceptErrors.Add(1)
+			if pause == 0 {
+				pause = 5 * time.Millisecond
+				log.Printf("live: accept: %v; new connections wait until descriptors are freed (raise the limit: ulimit -n, see docs/tuning.md)", err)
+			} else if pause *= 2; pause > time.Second {
+				pause = time.Second
+			}
+			time.Sleep(pause)
+			continue
+		}
+		pause = 0
+		go srv.serveConn(conn)
+	}
+}
+
+// isResourceShortage reports an accept error that goes away once descriptors or memory
+// are freed.
+func isResourceShortage(err error) bool {
+	return errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) ||
+		errors.Is(err, syscall.ENOBUFS) || errors.Is(err, syscall.ENOMEM)
+}
+
+// track records a listener so Shutdown and Close can close it.
+func (srv *Server) track(ln net.Listener) bool {
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	if srv.closed {
+		return false
+	}
+	if srv.listeners == nil {
+		srv.listeners = make(map[net.Listener]struct{})
+	}
+	srv.listeners[ln] = struct{}{}
+	return true
+}
+
+func (srv *Server) untrack(ln net.Listener) {
+	srv.mu.Lock()
+	delete(srv.listeners, ln)
+	srv.mu.Unlock()
+}
+
+var readerPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 4<<10) }}
+
+// serveConn reads one HTTP request and answers it through serveHTTP.
+func (srv *Server) serveConn(c net.Conn) {
+	br := readerPool.Get().(*bufio.Reader)
+	br.Reset(c)
+	_ = c.SetReadDeadline(time.Now().Add(handshakeTimeout))
+	req, err := http.ReadRequest(br)
+	if err != nil {
+		br.Reset(nil)
+		readerPool.Put(br)
+		_, _ = c.Write([]byte("HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"))
+		_ = c.Close()
+		return
+	}
+	_ = c.SetReadDeadline(time.Time{})
+	req.RemoteAddr = c.RemoteAddr().String()
+	w := &connResponse{conn: c, br: br, header: make(http.Header)}
+	srv.serveHTTP(w, req)
+	if !w.hijacked {
+		w.finish()
+		_ = c.Close()
+	}
+	br.Reset(nil)
+	readerPool.Put(br)
+}
+
+// connResponse is the http.ResponseWriter of Serve: it buffers a small answer (every
+// non-101 answer is a short error) and can hand the connection over.
+type connResponse struct {
+	conn     net.Conn
+	br       *bufio.Reader
+	header   http.Header
+	status   int
+	body     bytes.Buffer
+	hijacked bool
+}
+
+func (w *connResponse) Header() http.Header { return w.header }
+
+func (w *connResponse) WriteHeader(status int) {
+	if w.status == 0 {
+		w.status = status
+	}
+}
+
+func (w *connResponse) Write(p []byte) (int, error) {
+	w.WriteHeader(http.StatusOK)
+	return w.body.Write(p)
+}
+
+// Hijack hands over the connection. The bytes the reader buffered past the request are
+// available through the returned reader, as with net/http.
+func (w *connResponse) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	if w.hijacked {
+		return nil, nil, http.ErrHijacked
+	}
+	w.hijacked = true
+	return w.conn, bufio.NewReadWriter(w.br, bufio.NewWriterSize(w.conn, 64)), nil
+}
+
+func (w *connResponse) finish() {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "HTTP/1.1 %d %s\r\n", w.status, http.StatusText(w.status))
+	w.header.Set("Connection", "close")
+	w.header.Set("Content-Length", strconv.Itoa(w.body.Len()))
+	_ = w.header.Write(&b)
+	b.WriteString("\r\n")
+	b.Write(w.body.Bytes())
+	_ = w.conn.SetWriteDeadline(time.Now().Add(handshakeTimeout))
+	_, _ = w.conn.Write(b.Bytes())
+}

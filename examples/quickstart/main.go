@@ -38,7 +38,9 @@ func main() {
 		OnMessage: func(ctx context.Context, s *live.Session, topic string, data []byte) {
 			switch topic {
 			case "subscribe":
-				var req struct{ Topic string `json:"topic"` }
+				var req struct {
+					Topic string `json:"topic"`
+				}
 				json.Unmarshal(data, &req)
 				server.Subscribe(s, req.Topic)
 			case "chat":

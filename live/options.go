@@ -75,8 +75,10 @@ type Options struct {
 	MaxSessions int
 
 	// MaxWorkers caps the worker goroutines that run OnMessage, OnClose and session reads
-	// (default 10000). At the cap, sessions with work wait in a FIFO for a free worker;
-	// reading from them pauses meanwhile.
+	// (default 10000). The pool keeps a few workers per CPU busy and grows beyond that only
+	// while every worker is blocked (an OnMessage waiting on a database, say), doubling
+	// each millisecond without progress. At the cap, sessions with work wait in a FIFO for
+	// a free worker; reading from them pauses meanwhile.
 	MaxWorkers int
 }
 

@@ -233,3 +233,43 @@ func BenchmarkPoolSubmit(b *testing.B) {
 	}
 	wg.Wait()
 }
+
+// Blocked workers make the pool grow past its eager count, up to the cap.
+func TestPoolGrowsWhenWorkersBlock(t *testing.T) {
+	p := New(64, time.Hour)
+	defer p.Close()
+	release := make(chan struct{})
+	var running atomic.Int32
+	for range 40 {
+		p.Submit(funcTask(func() {
+			running.Add(1)
+			<-release
+		}))
+	}
+	waitFor(t, "all 40 blocked tasks to run", func() bool { return running.Load() == 40 })
+	close(release)
+	if w := p.Workers(); w > 64 {
+		t.Fatalf("%d workers, cap is 64", w)
+	}
+}
+
+// A burst of short tasks is served by the running workers, not by thousands of new
+// goroutines (18,000 pongs arriving at once grew the old pool to 1,400 workers).
+func TestPoolBurstOfShortTasksStaysSmall(t *testing.T) {
+	p := New(10000, time.Hour)
+	defer p.Close()
+	var wg sync.WaitGroup
+	most := 0
+	for range 20000 {
+		wg.Add(1)
+		p.Submit(funcTask(func() { wg.Done() }))
+		if w := p.Workers(); w > most {
+			most = w
+		}
+	}
+	wg.Wait()
+	t.Logf("20000 short tasks ran on at most %d workers (eager %d)", most, p.eager)
+	if most > 200 {
+		t.Fatalf("a burst of short tasks grew the pool to %d workers", most)
+	}
+}

@@ -1,7 +1,9 @@
 package pool
 
 import (
+	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -11,14 +13,23 @@ type Task interface {
 	Run()
 }
 
-// Pool runs Tasks on worker goroutines. Workers are started when a task arrives and no
-// worker is idle, up to the cap; past the cap tasks wait in a FIFO queue until a worker is
-// free. A worker idle for longer than the idle timeout exits. Submit never blocks.
+// Pool runs Tasks on worker goroutines. A task goes to an idle worker if there is one, or
+// starts a new worker while fewer than the eager count run (a few per CPU); otherwise it
+// waits in a FIFO queue. Short tasks are served faster by the running workers than by new
+// goroutines, so the pool only grows further when the queue makes no progress — every
+// worker is blocked, in a database call say: each millisecond without a finished task
+// while tasks wait, the pool doubles its workers, up to the cap. A worker idle for longer
+// than the idle timeout exits. Submit never blocks.
 //
 // All methods are safe for concurrent use.
 type Pool struct {
 	maxWorkers  int
+	eager       int
 	idleTimeout time.Duration
+
+	finished atomic.Uint64 // tasks run to completion, for the stall check
+	lastSeen uint64        // finished at the previous stall check; guarded by mu
+	stallArm bool          // a stall check is pending; guarded by mu
 
 	mu      sync.Mutex
 	queue   []Task // FIFO: queue[head:] are waiting
@@ -42,8 +53,15 @@ func New(maxWorkers int, idleTimeout time.Duration) *Pool {
 	if idleTimeout <= 0 {
 		idleTimeout = 10 * time.Second
 	}
-	return &Pool{maxWorkers: maxWorkers, idleTimeout: idleTimeout}
+	return &Pool{
+		maxWorkers:  maxWorkers,
+		eager:       min(maxWorkers, 4*runtime.GOMAXPROCS(0)),
+		idleTimeout: idleTimeout,
+	}
 }
+
+// stallCheck is how long queued tasks may see no task finish before the pool grows.
+const stallCheck = time.Millisecond
 
 // Submit schedules t. It reports false, without running t, once the pool is closed.
 func (p *Pool) Submit(t Task) bool {
@@ -60,16 +78,45 @@ func (p *Pool) Submit(t Task) bool {
 		w.wake <- t
 		return true
 	}
-	if p.workers < p.maxWorkers {
-		p.workers++
-		p.done.Add(1)
+	if p.workers < p.eager {
+		p.startLocked(t)
 		p.mu.Unlock()
-		go p.work(t)
 		return true
 	}
 	p.queue = append(p.queue, t)
+	if !p.stallArm && p.workers < p.maxWorkers {
+		p.stallArm = true
+		p.lastSeen = p.finished.Load()
+		time.AfterFunc(stallCheck, p.checkStall)
+	}
 	p.mu.Unlock()
 	return true
+}
+
+func (p *Pool) startLocked(t Task) {
+	p.workers++
+	p.done.Add(1)
+	go p.work(t)
+}
+
+// checkStall runs while tasks wait: if none finished since the last check, the workers
+// are all blocked and the pool doubles them (up to the cap) so waiting tasks can run.
+func (p *Pool) checkStall() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	waiting := len(p.queue) - p.head
+	if p.closed || waiting == 0 || p.workers >= p.maxWorkers {
+		p.stallArm = false
+		return
+	}
+	if now := p.finished.Load(); now == p.lastSeen {
+		for n := min(waiting, max(p.workers, 1), p.maxWorkers-p.workers); n > 0; n-- {
+			p.startLocked(nil)
+		}
+	} else {
+		p.lastSeen = now
+	}
+	time.AfterFunc(stallCheck, p.checkStall)
 }
 
 // Workers reports the number of running worker goroutines.
@@ -114,6 +161,7 @@ func (p *Pool) work(t Task) {
 	for {
 		if t != nil {
 			t.Run()
+			p.finished.Add(1)
 		}
 		t = p.next(w)
 		if t != nil {

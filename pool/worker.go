@@ -28,6 +28,7 @@ type Pool struct {
 	idleTimeout time.Duration
 
 	finished atomic.Uint64 // tasks run to completion, for the stall check
+	inTask   atomic.Int64  // workers inside Task.Run right now
 	lastSeen uint64        // finished at the previous stall check; guarded by mu
 	stallArm bool          // a stall check is pending; guarded by mu
 
@@ -99,8 +100,9 @@ func (p *Pool) startLocked(t Task) {
 	go p.work(t)
 }
 
-// checkStall runs while tasks wait: if none finished since the last check, the workers
-// are all blocked and the pool doubles them (up to the cap) so waiting tasks can run.
+// checkStall runs while tasks wait: if none finished since the last check and every
+// worker is inside a task, the workers are all blocked and the pool doubles them (up to
+// the cap) so waiting tasks can run.
 func (p *Pool) checkStall() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -109,13 +111,15 @@ func (p *Pool) checkStall() {
 		p.stallArm = false
 		return
 	}
-	if now := p.finished.Load(); now == p.lastSeen {
+	// Blocked workers sit inside a task; workers merely short of CPU (the poller and a
+	// keepalive round can hold both cores for a while) are between microsecond tasks.
+	// Only the first kind calls for more goroutines.
+	if now := p.finished.Load(); now == p.lastSeen && p.inTask.Load() >= int64(p.workers) {
 		for n := min(waiting, max(p.workers, 1), p.maxWorkers-p.workers); n > 0; n-- {
 			p.startLocked(nil)
 		}
-	} else {
-		p.lastSeen = now
 	}
+	p.lastSeen = p.finished.Load()
 	time.AfterFunc(stallCheck, p.checkStall)
 }
 
@@ -160,7 +164,9 @@ func (p *Pool) work(t Task) {
 	defer timer.Stop()
 	for {
 		if t != nil {
+			p.inTask.Add(1)
 			t.Run()
+			p.inTask.Add(-1)
 			p.finished.Add(1)
 		}
 		t = p.next(w)

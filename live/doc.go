@@ -24,8 +24,19 @@
 // browser requests are refused unless Origins or CheckOrigin allow them; the close frame of
 // Session.Close reaches the client; a POST is not an upgrade.
 //
-// # Platforms
+// # Platforms and TLS
 //
-// The event loop needs epoll or kqueue and a connection that exposes its descriptor
-// (*net.TCPConn, *net.UnixConn). Elsewhere Handler answers 500.
+// The event loop needs epoll (Linux) or kqueue (macOS, BSD) and a connection that exposes
+// its descriptor (*net.TCPConn, *net.UnixConn). Other connections — a *tls.Conn when
+// Handler is mounted on an https server — and every connection on other platforms take a
+// portable path: a reader and a writer goroutine per connection feeding the same session
+// engine, at about mizu's cost. For large fleets, terminate TLS in front.
+//
+// # Operations
+//
+// Server.Shutdown and Server.Close end every session with close code 1001; keepalive
+// pings (Options.PingInterval) and an idle timeout (Options.IdleTimeout) find vanished
+// peers without a timer per session; Options.MaxSessions refuses upgrades with 503;
+// Server.Stats reports counters; Server.Serve accepts without net/http and survives
+// running out of descriptors. docs/tuning.md covers 100k+ connections.
 package live

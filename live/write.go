@@ -102,7 +102,6 @@ func (s *Session) flushLocked() error {
 	var iov [maxIovecs][]byte
 	for len(s.q) > 0 {
 		bufs := iov[:0]
-		total := 0
 		for i, f := range s.q {
 			if i == maxIovecs {
 				break
@@ -112,7 +111,6 @@ func (s *Session) flushLocked() error {
 				b = b[s.qoff:]
 			}
 			bufs = append(bufs, b)
-			total += len(b)
 		}
 		n, err := sysWritev(s.fd, bufs)
 		if err == errInterrupted {
@@ -121,12 +119,13 @@ func (s *Session) flushLocked() error {
 		if n > 0 {
 			s.consumeLocked(n)
 		}
-		if err == errWouldBlock || (err == nil && n < total) {
-			return nil // wait for the next writable edge
+		if err == errWouldBlock {
+			return nil // the poller reports the next writable edge
 		}
 		if err != nil {
 			return err
 		}
+		// A short write without EAGAIN: try again; only EAGAIN promises an edge.
 	}
 	s.shutdownIfDrainedLocked()
 	return nil

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -83,21 +84,70 @@ func (srv *Server) untrack(ln net.Listener) {
 	srv.mu.Unlock()
 }
 
+// maxRequestHead bounds the request line and headers read by Serve, as net/http's
+// DefaultMaxHeaderBytes (plus its 4 KiB of slack) does: beyond it the answer is 431.
+const maxRequestHead = http.DefaultMaxHeaderBytes + 4<<10
+
+var errBadHeaderName = errors.New("live: invalid header name")
+
+// limitedConn reads at most left bytes from the connection.
+type limitedConn struct {
+	net.Conn
+	left int64
+}
+
+func (l *limitedConn) Read(p []byte) (int, error) {
+	if l.left <= 0 {
+		return 0, errors.New("live: request head too large")
+	}
+	if int64(len(p)) > l.left {
+		p = p[:l.left]
+	}
+	n, err := l.Conn.Read(p)
+	l.left -= int64(n)
+	return n, err
+}
+
+// validHeaderNames applies RFC 9110's token rule to header names, as net/http's server does.
+func validHeaderNames(h http.Header) bool {
+	for name := range h {
+		if name == "" {
+			return false
+		}
+		for i := 0; i < len(name); i++ {
+			c := name[i]
+			if c <= ' ' || c >= 0x7f || strings.IndexByte("\"(),/:;<=>?@[\\]{}", c) >= 0 {
+				return false
+			}
+		}
+	}
+	return true
+}
+
 var readerPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 4<<10) }}
 
 // serveConn reads one HTTP request and answers it through serveHTTP.
 func (srv *Server) serveConn(c net.Conn) {
 	br := readerPool.Get().(*bufio.Reader)
-	br.Reset(c)
+	head := &limitedConn{Conn: c, left: maxRequestHead}
+	br.Reset(head)
 	_ = c.SetReadDeadline(time.Now().Add(handshakeTimeout))
 	req, err := http.ReadRequest(br)
+	if err == nil && !validHeaderNames(req.Header) {
+		err = errBadHeaderName
+	}
 	if err != nil {
 		br.Reset(nil)
 		readerPool.Put(br)
-		_, _ = c.Write([]byte("HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"))
+		status := "400 Bad Request"
+		if head.left <= 0 {
+			status = "431 Request Header Fields Too Large"
+		}
+		_, _ = c.Write([]byte("HTTP/1.1 " + status + "\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"))
 		_ = c.Close()
 		return
 	}
+	head.left = 1 << 62 // the request is read; what follows is the WebSocket stream
 	_ = c.SetReadDeadline(time.Time{})
 	req.RemoteAddr = c.RemoteAddr().String()
 	w := &connResponse{conn: c, br: br, header: make(http.Header)}

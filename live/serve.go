@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"log"
 	"net"
 	"net/http"
@@ -143,8 +144,9 @@ func (srv *Server) serveConn(c net.Conn) {
 		if head.left <= 0 {
 			status = "431 Request Header Fields Too Large"
 		}
+		_ = c.SetWriteDeadline(time.Now().Add(handshakeTimeout))
 		_, _ = c.Write([]byte("HTTP/1.1 " + status + "\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"))
-		_ = c.Close()
+		closeAfterAnswer(c)
 		return
 	}
 	head.left = 1 << 62 // the request is read; what follows is the WebSocket stream
@@ -154,10 +156,22 @@ func (srv *Server) serveConn(c net.Conn) {
 	srv.serveHTTP(w, req)
 	if !w.hijacked {
 		w.finish()
-		_ = c.Close()
+		closeAfterAnswer(c)
 	}
 	br.Reset(nil)
 	readerPool.Put(br)
+}
+
+// closeAfterAnswer closes a connection that got an error answer the way net/http does:
+// shut the write side, read and drop what the client still sends for a moment, then
+// close, so the client reads the answer instead of a reset.
+func closeAfterAnswer(c net.Conn) {
+	if cw, ok := c.(interface{ CloseWrite() error }); ok {
+		_ = cw.CloseWrite()
+		_ = c.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+		_, _ = io.Copy(io.Discard, io.LimitReader(c, 256<<10))
+	}
+	_ = c.Close()
 }
 
 // connResponse is the http.ResponseWriter of Serve: it buffers a small answer (every

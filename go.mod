@@ -3,10 +3,11 @@ module github.com/livepoll/livepoll
 go 1.26.0
 
 require (
-	github.com/coder/websocket v1.8.15 // indirect
-	github.com/go-mizu/mizu v0.5.26 // indirect
-	github.com/gobwas/httphead v0.1.0 // indirect
-	github.com/gobwas/ws v1.5.0 // indirect
-	github.com/gorilla/websocket v1.5.3 // indirect
-	golang.org/x/sys v0.49.0 // indirect
+	github.com/coder/websocket v1.8.15
+	github.com/go-mizu/mizu v0.5.26
+	github.com/gobwas/ws v1.5.0
+	github.com/gorilla/websocket v1.5.3
+	golang.org/x/sys v0.49.0
 )
+
+require github.com/gobwas/httphead v0.1.0 // indirect

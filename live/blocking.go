@@ -2,10 +2,8 @@ package live
 
 import (
 	"errors"
-	"io"
 	"net"
 	"sync"
-	"time"
 )
 
 // The portable path. A connection without a pollable descriptor — a *tls.Conn, or any
@@ -80,21 +78,10 @@ func (s *Session) readInbox() {
 		return
 	}
 	if len(p) > 0 {
-		s.lastRead.Store(time.Now().UnixNano())
-		s.srv.stats.bytesIn.Add(uint64(len(p)))
-		if s.state.Load() == stateOpen {
-			s.feed(p)
-		}
+		s.received(p)
 	}
 	if err != nil {
-		s.eof = true
-		switch {
-		case errors.Is(err, io.EOF) && s.rd.Partial():
-			err = io.ErrUnexpectedEOF
-		case errors.Is(err, io.EOF):
-			err = io.EOF
-		}
-		s.closeWith(err, 0, "")
+		s.inputEnded(err)
 	}
 	b.taken <- struct{}{} // the reader may reuse its buffer
 }

@@ -76,8 +76,7 @@ func (s *Session) readReady() {
 	if s.pre != nil {
 		p := s.pre
 		s.pre = nil
-		s.srv.stats.bytesIn.Add(uint64(len(p)))
-		s.feed(p)
+		s.received(p)
 	}
 	if s.blk != nil {
 		s.readInbox()
@@ -90,29 +89,41 @@ func (s *Session) readReady() {
 		n, err := s.read(buf)
 		switch {
 		case n > 0:
-			s.lastRead.Store(time.Now().UnixNano())
-			s.srv.stats.bytesIn.Add(uint64(n))
-			if s.state.Load() == stateOpen {
-				s.feed(buf[:n])
-			}
-			// While closing, input is read and dropped until the client's EOF.
+			s.received(buf[:n])
 		case err == errWouldBlock:
 			return
-		case err == nil: // EOF
-			s.eof = true
-			reason := io.EOF
-			if s.rd.Partial() {
-				reason = io.ErrUnexpectedEOF
-			}
-			s.closeWith(reason, 0, "")
+		case err == nil:
+			s.inputEnded(io.EOF)
 			return
 		default:
-			s.eof = true
-			s.closeWith(os.NewSyscallError("read", err), 0, "")
+			s.inputEnded(os.NewSyscallError("read", err))
 			return
 		}
 	}
 	s.raise(workRead) // more may be waiting: come back after others had a turn
+}
+
+// received handles bytes from the client: they keep the session alive and are parsed.
+// While the session is closing they are dropped: it reads only to see the client's EOF.
+func (s *Session) received(p []byte) {
+	s.lastRead.Store(time.Now().UnixNano())
+	s.srv.stats.bytesIn.Add(uint64(len(p)))
+	if s.state.Load() == stateOpen {
+		s.feed(p)
+	}
+}
+
+// inputEnded handles the end of the client's stream: EOF (io.EOF, reported as
+// io.ErrUnexpectedEOF in the middle of a frame) or a read error.
+func (s *Session) inputEnded(err error) {
+	s.eof = true
+	if errors.Is(err, io.EOF) {
+		err = io.EOF
+		if s.rd.Partial() {
+			err = io.ErrUnexpectedEOF
+		}
+	}
+	s.closeWith(err, 0, "")
 }
 
 // read does one non-blocking read under wmu, so the descriptor cannot be closed (and its

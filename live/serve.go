@@ -130,36 +130,33 @@ var readerPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 4<<
 // serveConn reads one HTTP request and answers it through serveHTTP.
 func (srv *Server) serveConn(c net.Conn) {
 	br := readerPool.Get().(*bufio.Reader)
+	defer func() {
+		br.Reset(nil)
+		readerPool.Put(br)
+	}()
 	head := &limitedConn{Conn: c, left: maxRequestHead}
 	br.Reset(head)
+	w := &connResponse{conn: c, br: br, header: make(http.Header)}
 	_ = c.SetReadDeadline(time.Now().Add(handshakeTimeout))
 	req, err := http.ReadRequest(br)
 	if err == nil && !validHeaderNames(req.Header) {
 		err = errBadHeaderName
 	}
-	if err != nil {
-		br.Reset(nil)
-		readerPool.Put(br)
-		status := "400 Bad Request"
-		if head.left <= 0 {
-			status = "431 Request Header Fields Too Large"
-		}
-		_ = c.SetWriteDeadline(time.Now().Add(handshakeTimeout))
-		_, _ = c.Write([]byte("HTTP/1.1 " + status + "\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"))
-		closeAfterAnswer(c)
-		return
+	switch {
+	case err == nil:
+		head.left = 1 << 62 // the request is read; what follows is the WebSocket stream
+		_ = c.SetReadDeadline(time.Time{})
+		req.RemoteAddr = c.RemoteAddr().String()
+		srv.serveHTTP(w, req)
+	case head.left <= 0:
+		w.WriteHeader(http.StatusRequestHeaderFieldsTooLarge)
+	default:
+		w.WriteHeader(http.StatusBadRequest)
 	}
-	head.left = 1 << 62 // the request is read; what follows is the WebSocket stream
-	_ = c.SetReadDeadline(time.Time{})
-	req.RemoteAddr = c.RemoteAddr().String()
-	w := &connResponse{conn: c, br: br, header: make(http.Header)}
-	srv.serveHTTP(w, req)
 	if !w.hijacked {
 		w.finish()
 		closeAfterAnswer(c)
 	}
-	br.Reset(nil)
-	readerPool.Put(br)
 }
 
 // closeAfterAnswer closes a connection that got an error answer the way net/http does:

@@ -48,8 +48,3 @@ func (s *Signal) Take() uint32 {
 func (s *Signal) Done() bool {
 	return s.v.CompareAndSwap(scheduled, 0)
 }
-
-// Pending reports the bits raised and not yet taken.
-func (s *Signal) Pending() uint32 {
-	return s.v.Load() &^ scheduled
-}

@@ -218,8 +218,7 @@ func (h *frameHandler) Control(op ws.OpCode, payload []byte) error {
 // sendFrame sends one frame built from payload; it stops the reader once the session is
 // closing.
 func (s *Session) sendFrame(op ws.OpCode, payload []byte) error {
-	f := pool.NewShared(frame.HeaderSize(len(payload)) + len(payload))
-	f.B = frame.AppendFrame(f.B[:0], op, payload)
+	f := newFrame(op, payload)
 	err := s.deliver(f)
 	f.Release()
 	if err != nil {

@@ -169,12 +169,17 @@ func (s *Session) closeWith(reason error, code ws.StatusCode, text string) bool 
 
 func closeFrame(code ws.StatusCode, text string) *pool.Shared {
 	if code == ws.StatusNoStatusRcvd {
-		f := pool.NewShared(2)
-		f.B = frame.AppendFrame(f.B[:0], ws.OpClose, nil)
-		return f
+		return newFrame(ws.OpClose, nil)
 	}
 	f := pool.NewShared(2 + 2 + len(text))
 	f.B = frame.AppendClose(f.B[:0], code, text)
+	return f
+}
+
+// newFrame returns a pooled frame carrying payload; the caller owns one reference.
+func newFrame(op ws.OpCode, payload []byte) *pool.Shared {
+	f := pool.NewShared(frame.HeaderSize(len(payload)) + len(payload))
+	f.B = frame.AppendFrame(f.B[:0], op, payload)
 	return f
 }
 

@@ -88,9 +88,7 @@ func (srv *Server) Publish(topic string, data []byte) {
 		return
 	}
 	srv.stats.messagesOut.Add(uint64(len(t.subs)))
-	for _, s := range t.subs {
-		_ = s.deliver(f)
-	}
+	srv.deliverAll(t.subs, f)
 	f.Release()
 }
 

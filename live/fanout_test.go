@@ -1,0 +1,101 @@
+package live
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// A topic large enough to be written by several goroutines: every subscriber gets every
+// message of a sequential publisher once and in order, and Publish returns only after the
+// frame was handed to all of them (a second publisher's message never overtakes it).
+func TestParallelFanoutKeepsOrder(t *testing.T) {
+	const (
+		subs     = fanoutParallel + fanoutChunk/2 + 3 // uneven last chunk
+		messages = 40
+	)
+	// The parallel path needs a second CPU's worth of Ps.
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(max(2, runtime.GOMAXPROCS(0))))
+	var srv *Server
+	srv, url := testServer(t, Options{
+		QueueSize: messages + 8,
+		OnMessage: func(ctx context.Context, s *Session, topic string, data []byte) {
+			srv.Subscribe(s, "big")
+			s.Send(Message{Topic: "ok"})
+		},
+	})
+	conns := make([]*websocket.Conn, subs)
+	var wg sync.WaitGroup
+	errs := make(chan error, subs)
+	for i := range conns {
+		wg.Go(func() {
+			d := websocket.Dialer{HandshakeTimeout: 10 * time.Second}
+			c, _, err := d.Dial(url, nil)
+			if err != nil {
+				errs <- err
+				return
+			}
+			conns[i] = c
+			c.SetWriteDeadline(time.Now().Add(10 * time.Second))
+			c.SetReadDeadline(time.Now().Add(10 * time.Second))
+			if err := c.WriteMessage(websocket.TextMessage, []byte(`{"topic":"sub"}`)); err != nil {
+				errs <- err
+				return
+			}
+			if _, p, err := c.ReadMessage(); err != nil || string(p) != `{"topic":"ok"}` {
+				errs <- fmt.Errorf("subscribe answer %q, %v", p, err)
+			}
+		})
+	}
+	wg.Wait()
+	t.Cleanup(func() {
+		for _, c := range conns {
+			if c != nil {
+				c.Close()
+			}
+		}
+	})
+	select {
+	case err := <-errs:
+		t.Fatal(err)
+	default:
+	}
+
+	before := sharedFanouts.Load()
+	for n := range messages {
+		srv.Publish("big", fmt.Appendf(nil, "%d", n))
+	}
+	if got := sharedFanouts.Load() - before; got < messages {
+		t.Fatalf("%d of %d Publish calls used workers; the test did not exercise the parallel path", got, messages)
+	}
+	for i, c := range conns {
+		wg.Go(func() {
+			c.SetReadDeadline(time.Now().Add(20 * time.Second))
+			for n := range messages {
+				_, p, err := c.ReadMessage()
+				if err != nil {
+					errs <- fmt.Errorf("subscriber %d, message %d: %v", i, n, err)
+					return
+				}
+				if want := fmt.Sprintf(`{"topic":"big","data":%d}`, n); string(p) != want {
+					errs <- fmt.Errorf("subscriber %d got %s, want %s", i, p, want)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	select {
+	case err := <-errs:
+		t.Fatal(err)
+	default:
+	}
+	if st := srv.Stats(); st.MessagesOut < subs*messages || st.Closed.QueueFull != 0 {
+		t.Fatalf("stats: %d out (want ≥ %d), %d closed for a full queue", st.MessagesOut, subs*messages, st.Closed.QueueFull)
+	}
+}

@@ -3,6 +3,7 @@ package live
 import (
 	"context"
 	"crypto/rand"
+	"log/slog"
 	"net/http"
 	"time"
 )
@@ -80,6 +81,14 @@ type Options struct {
 	// each millisecond without progress. At the cap, sessions with work wait in a FIFO for
 	// a free worker; reading from them pauses meanwhile.
 	MaxWorkers int
+
+	// Broker shares published messages with the other nodes of a cluster (see Broker and
+	// docs/scaling.md). Nil, the default, keeps them in this process.
+	Broker Broker
+
+	// Logger receives the server's operational events: broker connects, disconnects and
+	// failures. Default: slog.Default().
+	Logger *slog.Logger
 }
 
 // withDefaults fills in the defaults; it is the one place they are set.
@@ -101,6 +110,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.IdleTimeout == 0 {
 		o.IdleTimeout = defaultIdleTimeout
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
 	}
 	return o
 }

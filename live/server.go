@@ -2,6 +2,7 @@ package live
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net"
 	"net/http"
@@ -37,6 +38,8 @@ type Server struct {
 
 	keep wheel // keepalive schedule
 
+	broker *brokerLink // nil without Options.Broker
+
 	stats counters
 }
 
@@ -50,13 +53,18 @@ type engine struct {
 
 // New returns a server configured by opts.
 func New(opts Options) *Server {
-	return &Server{
+	srv := &Server{
 		opts:     opts.withDefaults(),
 		topics:   newRegistry(),
 		sessions: make(map[*Session]struct{}),
 		closing:  make(map[*Session]struct{}),
 		drained:  make(chan struct{}),
 	}
+	if srv.opts.Broker != nil {
+		srv.broker = newBrokerLink(srv, srv.opts.Broker, srv.opts.Logger)
+		srv.topics.interest = srv.broker.touch
+	}
+	return srv
 }
 
 // Handler returns the http.Handler that upgrades requests to WebSocket sessions. Mount it
@@ -69,27 +77,38 @@ func (srv *Server) Handler() http.Handler { return http.HandlerFunc(srv.serveHTT
 // that takes it at once and queues it for the others, so it never blocks on a slow client
 // (one whose queue is full is closed with ErrQueueFull). data must be valid JSON or the
 // message is dropped (and counted), as mizu's json.Marshal drops it. An empty topic is
-// ignored. Publish does not keep data.
+// ignored. Publish does not keep data. With a Broker, the message then goes to the other
+// nodes too.
 func (srv *Server) Publish(topic string, data []byte) {
 	if topic == "" {
 		return
 	}
+	checked, valid := srv.publishLocal(topic, data)
+	if srv.broker != nil && (valid || !checked && json.Valid(data)) {
+		srv.broker.publish(topic, data)
+	}
+}
+
+// publishLocal delivers to this node's subscribers. checked reports whether data was
+// encoded (it is not when nobody here subscribes), valid whether it was valid JSON.
+func (srv *Server) publishLocal(topic string, data []byte) (checked, valid bool) {
 	t := srv.topics.lookup(topic)
 	if t == nil {
-		return
+		return false, false
 	}
 	defer t.mu.RUnlock()
 	if len(t.subs) == 0 {
-		return
+		return false, false
 	}
 	f, err := encodeFrame(t.json, data)
 	if err != nil {
 		srv.stats.dropped.Add(1)
-		return
+		return true, false
 	}
 	srv.stats.messagesOut.Add(uint64(len(t.subs)))
 	srv.deliverAll(t.subs, f)
 	f.Release()
+	return true, true
 }
 
 // Subscribe adds s to topic. It does nothing for a nil session, an empty topic, or a
@@ -296,6 +315,9 @@ func (srv *Server) closeAll(now bool) <-chan struct{} {
 // stop ends the event loop's goroutines once; no engine starts after it.
 func (srv *Server) stop() {
 	srv.stopOnce.Do(func() {
+		if srv.broker != nil {
+			srv.broker.close()
+		}
 		srv.engOnce.Do(func() {})
 		if srv.eng != nil {
 			close(srv.eng.stop)

@@ -23,6 +23,8 @@ type Stats struct {
 	AcceptErrors   uint64 // Serve's accepts that failed for want of descriptors or memory
 
 	Closed ClosedStats // sessions closed, by reason
+
+	Broker BrokerStats // traffic to and from other nodes (zero without Options.Broker)
 }
 
 // ClosedStats counts closed sessions by the reason given to OnClose.
@@ -120,5 +122,6 @@ func (srv *Server) Stats() Stats {
 			Panic:       c.closed[closedPanic].Load(),
 			Error:       c.closed[closedError].Load(),
 		},
+		Broker: srv.broker.stats(),
 	}
 }

@@ -14,6 +14,9 @@ const registryShards = 64
 type registry struct {
 	seed   maphash.Seed
 	shards [registryShards]shard
+	// interest, when set, is told (under the shard lock) the name of a topic that was
+	// just created or dropped.
+	interest func(name string)
 }
 
 type shard struct {
@@ -52,6 +55,9 @@ func (r *registry) subscribe(s *Session, name string) (*topic, bool) {
 	if t == nil {
 		t = &topic{name: name, json: topicJSON(name), index: make(map[*Session]int)}
 		sh.topics[name] = t
+		if r.interest != nil {
+			r.interest(name)
+		}
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -85,6 +91,9 @@ func (r *registry) unsubscribe(s *Session, t *topic) {
 	delete(t.index, s)
 	if len(t.subs) == 0 && sh.topics[t.name] == t {
 		delete(sh.topics, t.name)
+		if r.interest != nil {
+			r.interest(t.name)
+		}
 	} else if cap(t.subs) > 64 && len(t.subs) < cap(t.subs)/4 {
 		t.subs = append([]*Session(nil), t.subs...) // give back memory after a crowd leaves
 	}
@@ -100,6 +109,14 @@ func (r *registry) lookup(name string) *topic {
 	}
 	sh.mu.RUnlock()
 	return t
+}
+
+// has reports whether topic has subscribers.
+func (r *registry) has(name string) bool {
+	sh := r.shard(name)
+	sh.mu.RLock()
+	defer sh.mu.RUnlock()
+	return sh.topics[name] != nil
 }
 
 // counts reports the number of topics and of subscriptions.

@@ -10,6 +10,7 @@ require (
 
 require (
 	github.com/gobwas/httphead v0.1.0 // indirect
+	golang.org/x/image v0.47.0 // indirect
 	golang.org/x/sys v0.49.0 // indirect
 )
 

@@ -243,12 +243,14 @@ func RunOutage(t *testing.T, h Harness) {
 		if !st.Connected || st.Disconnects != 1 {
 			t.Errorf("node %s: broker stats %+v after the restart, want connected, 1 disconnect", n.Name, st)
 		}
-		log := n.Log.String()
-		if got := n.Log.Count("live: broker disconnected"); got != 1 {
-			t.Errorf("node %s: %d disconnect lines in the log, want 1:\n%s", n.Name, got, log)
+		// The log line follows the state change that Stats shows.
+		deadline := time.Now().Add(Wait)
+		for n.Log.Count("live: broker connected") < 2 && time.Now().Before(deadline) {
+			time.Sleep(5 * time.Millisecond)
 		}
-		if got := n.Log.Count("live: broker connected"); got != 2 {
-			t.Errorf("node %s: %d connect lines in the log, want 2 (start, reconnect):\n%s", n.Name, got, log)
+		down, up := n.Log.Count("live: broker disconnected"), n.Log.Count("live: broker connected")
+		if down != 1 || up != 2 {
+			t.Errorf("node %s: %d disconnect and %d connect lines in the log, want 1 and 2 (start, reconnect):\n%s", n.Name, down, up, n.Log.String())
 		}
 	}
 }

@@ -24,9 +24,10 @@
 // The subscription connection is watched: after Options.HealthCheck without traffic the
 // broker pings, and without an answer within the same time it drops the connection. A
 // lost connection is reported to the Server (Stats().Broker, its log) and re-dialled
-// after a pause that grows from 50 ms to 1 s; go-redis subscribes it to the channels
-// again, and the broker reports the connection up when Redis has answered a ping sent
-// after that.
+// after a pause that grows from 50 ms to 1 s. go-redis subscribes the new connection to
+// the channels it had; the broker adds the interest changes made while it was down
+// (Subscribe and Unsubscribe then only record them) and reports the connection up when
+// Redis has answered a ping sent after all that.
 //
 // docs/scaling.md in the livepoll repository describes the delivery guarantees.
 package redisbroker
@@ -90,9 +91,8 @@ const (
 )
 
 var (
-	// ErrNotConnected is returned by Publish, Subscribe and Unsubscribe while the broker's
-	// subscription connection to Redis is down. The Server counts failed publishes and
-	// retries interest changes.
+	// ErrNotConnected is returned by Publish while the broker's subscription connection
+	// to Redis is down (the Server counts these in Stats().Broker.PublishErrors).
 	ErrNotConnected = errors.New("redisbroker: not connected to Redis")
 	// ErrQueueFull is returned by Publish when Options.QueueSize messages are waiting.
 	ErrQueueFull = errors.New("redisbroker: publish queue full")
@@ -112,8 +112,12 @@ type Broker struct {
 	disp *brokerkit.Dispatcher
 	ps   *redis.PubSub
 
-	mu      sync.Mutex // Start, Subscribe, Unsubscribe, Close
-	started bool
+	// mu orders interest changes against (re)connecting: while connect holds it, the
+	// connection goes up with exactly the channels in want.
+	mu      sync.Mutex
+	started atomic.Bool
+	want    map[string]struct{} // channels the node wants
+	given   map[string]struct{} // channels handed to the PubSub (it resubscribes them)
 	closed  atomic.Bool
 	up      atomic.Bool // the subscription connection is up, as reported to the node
 
@@ -162,7 +166,14 @@ func New(client *redis.Client, opts Options) *Broker {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Broker{client: client, opts: opts, id: brokerkit.NodeID(), log: log}
+	return &Broker{
+		client: client,
+		opts:   opts,
+		id:     brokerkit.NodeID(),
+		log:    log,
+		want:   make(map[string]struct{}),
+		given:  make(map[string]struct{}),
+	}
 }
 
 // ID is the random ID of this node that tags its payloads.
@@ -175,14 +186,15 @@ func (b *Broker) Channel(topic string) string { return b.opts.Prefix + topic }
 // that fails it returns the error and keeps trying in the background.
 func (b *Broker) Start(node live.BrokerNode) error {
 	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.started {
+	if b.started.Load() {
+		b.mu.Unlock()
 		return errStarted
 	}
 	if b.client == nil {
+		b.mu.Unlock()
 		return errors.New("redisbroker: nil *redis.Client")
 	}
-	b.started = true
+	b.started.Store(true)
 	b.node = node
 	b.disp = brokerkit.NewDispatcher(brokerkit.Limits{MaxMessages: b.opts.MaxPending}, node.Deliver)
 	b.ctx, b.cancel = context.WithCancel(context.Background())
@@ -194,6 +206,7 @@ func (b *Broker) Start(node live.BrokerNode) error {
 	b.ps = b.client.Subscribe(b.ctx) // no channels: it dials on first use
 	b.pinger = time.AfterFunc(time.Hour, b.healthPing)
 	b.pinger.Stop()
+	b.mu.Unlock()
 	go b.publishLoop()
 	err := b.connect()
 	if err != nil {
@@ -204,12 +217,37 @@ func (b *Broker) Start(node live.BrokerNode) error {
 	return err
 }
 
-// connect pings Redis on the subscription connection, which makes go-redis dial and
-// subscribe to the channels again if it has no connection, and waits for the answer. Redis
-// answers in order, so once the pong is in, the subscriptions are in place.
+// connect brings the subscription connection up with the channels the node wants. go-redis
+// dials if it has no connection and subscribes it to the channels it was given; connect
+// adds the channels wanted since and removes those no longer wanted (interest changes made
+// while the connection was down), then pings and waits for the answer. Redis answers in
+// order, so once the pong is in, the subscriptions are in place.
 func (b *Broker) connect() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
 	ctx, cancel := context.WithTimeout(b.ctx, b.opts.HealthCheck)
 	defer cancel()
+	var add, drop []string
+	for ch := range b.want {
+		if _, ok := b.given[ch]; !ok {
+			add = append(add, ch)
+		}
+	}
+	for ch := range b.given {
+		if _, ok := b.want[ch]; !ok {
+			drop = append(drop, ch)
+		}
+	}
+	if len(add) > 0 {
+		if err := b.give(ctx, true, add...); err != nil {
+			return err
+		}
+	}
+	if len(drop) > 0 {
+		if err := b.give(ctx, false, drop...); err != nil {
+			return err
+		}
+	}
 	if err := b.ps.Ping(ctx); err != nil {
 		return err
 	}
@@ -337,7 +375,7 @@ func (b *Broker) handle(msg any) {
 
 // Publish implements live.Broker: it queues data for the publishing goroutine.
 func (b *Broker) Publish(topic string, data []byte) error {
-	if b.closed.Load() || !b.started {
+	if b.closed.Load() || !b.started.Load() {
 		return errClosed
 	}
 	if !b.up.Load() {
@@ -446,32 +484,47 @@ func (b *Broker) Unsubscribe(topic string) error {
 }
 
 func (b *Broker) interest(topic string, subscribe bool) error {
+	ch := b.Channel(topic)
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.closed.Load() || !b.started {
+	if b.closed.Load() || !b.started.Load() {
 		return errClosed
 	}
+	if subscribe {
+		b.want[ch] = struct{}{}
+	} else {
+		delete(b.want, ch)
+	}
 	if !b.up.Load() {
-		return ErrNotConnected
+		return nil // connect applies it before the connection counts as up
 	}
 	ctx, cancel := context.WithTimeout(b.ctx, b.opts.HealthCheck)
 	defer cancel()
+	return b.give(ctx, subscribe, ch)
+}
+
+// give subscribes the PubSub to channels or unsubscribes it. go-redis records the change
+// even when sending it fails, and applies it when it dials again; given mirrors that.
+func (b *Broker) give(ctx context.Context, subscribe bool, channels ...string) error {
 	if subscribe {
-		return b.ps.Subscribe(ctx, b.Channel(topic))
+		for _, ch := range channels {
+			b.given[ch] = struct{}{}
+		}
+		return b.ps.Subscribe(ctx, channels...)
 	}
-	return b.ps.Unsubscribe(ctx, b.Channel(topic))
+	for _, ch := range channels {
+		delete(b.given, ch)
+	}
+	return b.ps.Unsubscribe(ctx, channels...)
 }
 
 // Close implements live.Broker: it lets the publishing goroutine send what is queued (for
 // up to two seconds while connected), closes the subscription connection and waits for the
 // broker's goroutines and deliveries in progress. The client stays open.
 func (b *Broker) Close() error {
-	b.mu.Lock()
-	if b.closed.Swap(true) || !b.started {
-		b.mu.Unlock()
+	if !b.started.Load() || b.closed.Swap(true) {
 		return nil
 	}
-	b.mu.Unlock()
 
 	close(b.stopPub)
 	giveUp := time.AfterFunc(closeDrain, b.pubCancel)

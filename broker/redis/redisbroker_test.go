@@ -3,7 +3,6 @@ package redisbroker
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net"
 	"os"
@@ -190,12 +189,15 @@ func TestForeignPublisher(t *testing.T) {
 	}
 }
 
-// While Redis is away Publish fails at once, without queueing, and interest changes fail
-// (the Server retries them).
-func TestPublishFailsFastWhileDown(t *testing.T) {
+// While Redis is away Publish fails at once, without queueing. Interest changes are
+// recorded and in place at Redis by the time the node reports the connection back.
+func TestWhileDown(t *testing.T) {
 	rs := startRedis(t)
 	br := New(rs.client(t), Options{HealthCheck: time.Second, Logger: quiet()})
 	n := brokertest.NewNode(t, "A", br)
+	if err := br.Subscribe("gone"); err != nil {
+		t.Fatal(err)
+	}
 	rs.Stop(t)
 	brokertest.Eventually(t, "disconnect", func() bool { return !n.Srv.Stats().Broker.Connected })
 	began := time.Now()
@@ -207,35 +209,19 @@ func TestPublishFailsFastWhileDown(t *testing.T) {
 	if d := time.Since(began); d > time.Second {
 		t.Fatalf("1000 failing publishes took %v", d)
 	}
-	if err := br.Subscribe("t"); !errors.Is(err, ErrNotConnected) {
-		t.Fatalf("Subscribe while down: %v", err)
-	}
 	if st := br.Stats(); st.Queued != 0 {
 		t.Fatalf("%d queued while down", st.Queued)
 	}
-}
-
-// A full queue makes Publish fail at once with ErrQueueFull; what was queued is sent.
-func TestQueueFull(t *testing.T) {
-	rs := startRedis(t)
-	br := New(rs.client(t), Options{QueueSize: 4, Logger: quiet()})
-	n := brokertest.NewNode(t, "A", br)
-	_ = n
-	var full int
-	for i := range 10000 {
-		if err := br.Publish("t", fmt.Appendf(nil, "%d", i)); errors.Is(err, ErrQueueFull) {
-			full++
-		} else if err != nil {
-			t.Fatal(err)
+	for _, err := range []error{br.Subscribe("t"), br.Unsubscribe("gone")} {
+		if err != nil {
+			t.Fatalf("interest change while down: %v", err)
 		}
 	}
-	if full == 0 {
-		t.Log("the publishing goroutine kept up with 10000 publishes into a queue of 4")
+	rs.Start(t)
+	brokertest.Eventually(t, "reconnect", func() bool { return n.Srv.Stats().Broker.Connected })
+	if got, gone := rs.subscribers(t, "livepoll:t"), rs.subscribers(t, "livepoll:gone"); got != 1 || gone != 0 {
+		t.Fatalf("when reported connected: %d subscribers of t, %d of gone, want 1 and 0", got, gone)
 	}
-	brokertest.Eventually(t, "queue sent", func() bool {
-		st := br.Stats()
-		return st.Queued == 0 && st.Sent == uint64(10000-full)
-	})
 }
 
 // A node started while Redis is down says so, serves locally, and connects when Redis

@@ -19,13 +19,25 @@
 // The connection's state reaches the Server (Stats().Broker, its log) through a status
 // listener (nats.Conn.StatusChanged), so the program's own handlers are left alone and may
 // be set or changed at any time. nats.go restores the subscriptions after a reconnect; the
-// broker reports the connection up once the server has answered a flush after them.
-// While nats.go reconnects, Publish fills its reconnect buffer (nats.ReconnectBufSize,
-// 8 MiB by default) and fails at once when that is full or the connection is closed.
+// broker reports the connection up once the server has answered a flush sent after them.
 // How fast a dead server is noticed, how often nats.go tries to reconnect and for how
 // long are the connection's options (nats.PingInterval, nats.MaxPingsOutstanding,
 // nats.ReconnectWait, nats.MaxReconnects): the program's choice. A connection that has
-// given up (closed) stays down; the broker then serves local subscribers only.
+// given up (closed) stays down; the node then serves its local subscribers only.
+//
+// Publish hands the message to nc. While nats.go reconnects it goes to the reconnect
+// buffer (nats.ReconnectBufSize, 8 MiB by default), which is sent after the reconnect, so
+// other nodes whose subscriptions are back by then get those messages late;
+// nats.ReconnectBufSize(-1) makes Publish fail at once instead. Publish fails at once when
+// that buffer is full or the connection is closed. While connected, nc writes to the
+// socket itself when its buffer is full, and may wait up to nats.FlusherTimeout (one
+// minute by default) for a server that stopped reading: lower it if Publish must not wait
+// that long.
+//
+// Messages from other nodes go from all subscriptions into one channel, which one
+// goroutine reads, to a dispatcher that delivers them in order per topic, never two of
+// one topic at the same time, and different topics in parallel on up to GOMAXPROCS
+// goroutines that exist only while there is work (so a topic costs no goroutine).
 //
 // docs/scaling.md in the livepoll repository describes the delivery guarantees.
 package natsbroker
@@ -332,15 +344,20 @@ type Stats struct {
 	Subscriptions int    // NATS subscriptions held, one per topic
 	Echoes        uint64 // own messages the server sent back, dropped
 	Dropped       uint64 // messages from other nodes dropped because MaxPending was reached
+	SlowConsumer  uint64 // messages nats.go dropped because the inbound channel was full (current subscriptions)
 	Waiting       int    // messages from other nodes waiting for local delivery
 }
 
 // Stats returns the Broker's counters.
 func (b *Broker) Stats() Stats {
 	b.mu.Lock()
-	n := len(b.subs)
+	st := Stats{Subscriptions: len(b.subs), Echoes: b.echoes.Load()}
+	for _, s := range b.subs {
+		if n, err := s.Dropped(); err == nil {
+			st.SlowConsumer += uint64(n)
+		}
+	}
 	b.mu.Unlock()
-	st := Stats{Subscriptions: n, Echoes: b.echoes.Load()}
 	if b.disp != nil {
 		st.Dropped = b.disp.Dropped()
 		st.Waiting = b.disp.Waiting()

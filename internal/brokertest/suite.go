@@ -253,4 +253,7 @@ func RunOutage(t *testing.T, h Harness) {
 			t.Errorf("node %s: %d disconnect and %d connect lines in the log, want 1 and 2 (start, reconnect):\n%s", n.Name, down, up, n.Log.String())
 		}
 	}
+	if testing.Verbose() {
+		t.Logf("node A's log:\n%s", a.Log.String())
+	}
 }

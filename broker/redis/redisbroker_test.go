@@ -132,7 +132,7 @@ func harness(t *testing.T) brokertest.Harness {
 	channel := New(nil, Options{}).Channel
 	return brokertest.Harness{
 		NewBroker: func(t *testing.T) live.Broker {
-			return New(rs.client(t), Options{HealthCheck: time.Second, Logger: quiet()})
+			return New(rs.client(t), Options{Logger: quiet()})
 		},
 		Interest: func(t *testing.T, topic string) int { return rs.subscribers(t, channel(topic)) },
 		Stop:     rs.Stop,

@@ -50,6 +50,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 	"unicode"
 
 	"github.com/nats-io/nats.go"
@@ -203,22 +204,27 @@ func (b *Broker) onStatus(st nats.Status) {
 	if st != nats.CONNECTED {
 		b.node.Disconnected(b.lossError(st))
 	}
-	if !b.nc.IsConnected() {
-		return // a later status change brings it back
-	}
 	timeout := b.nc.Opts.Timeout
 	if timeout <= 0 {
 		timeout = nats.DefaultTimeout
 	}
-	if err := b.nc.FlushTimeout(timeout); err != nil {
-		if b.nc.IsConnected() {
-			// Connected but silent: lost again, or about to be; a later change follows.
-			b.node.Disconnected(fmt.Errorf("natsbroker: no answer to a flush after reconnecting: %w", err))
+	// While nc says it is connected, flush until the server answers. When nc is not
+	// connected a later status change brings it back here.
+	for b.nc.IsConnected() && !b.closed.Load() {
+		err := b.nc.FlushTimeout(timeout)
+		if err == nil {
+			b.node.Connected()
+			return
 		}
-		return
-	}
-	if !b.closed.Load() {
-		b.node.Connected()
+		if !b.nc.IsConnected() {
+			return
+		}
+		b.node.Disconnected(fmt.Errorf("natsbroker: connected, but no answer to a flush within %v: %w", timeout, err))
+		select {
+		case <-b.stop:
+			return
+		case <-time.After(timeout):
+		}
 	}
 }
 

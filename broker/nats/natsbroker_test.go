@@ -123,6 +123,7 @@ func harness(t *testing.T) brokertest.Harness {
 func TestClusterDelivery(t *testing.T) { brokertest.RunDelivery(t, harness(t)) }
 func TestClusterInterest(t *testing.T) { brokertest.RunInterest(t, harness(t)) }
 func TestClusterOutage(t *testing.T)   { brokertest.RunOutage(t, harness(t)) }
+func TestClusterTopics(t *testing.T)   { brokertest.RunTopics(t, harness(t)) }
 
 // With nats.NoEcho the server does not send a node's messages back; without it the
 // broker drops them itself (and counts them). Either way no node sees its own messages

@@ -143,6 +143,7 @@ func harness(t *testing.T) brokertest.Harness {
 func TestClusterDelivery(t *testing.T) { brokertest.RunDelivery(t, harness(t)) }
 func TestClusterInterest(t *testing.T) { brokertest.RunInterest(t, harness(t)) }
 func TestClusterOutage(t *testing.T)   { brokertest.RunOutage(t, harness(t)) }
+func TestClusterTopics(t *testing.T)   { brokertest.RunTopics(t, harness(t)) }
 
 // Redis sends a node's publishes back to it; the broker drops them by the node ID and
 // counts them.

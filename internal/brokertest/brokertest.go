@@ -59,11 +59,13 @@ func NewNode(t *testing.T, name string, b live.Broker) *Node {
 		Broker: b,
 		Logger: logger,
 		OnMessage: func(ctx context.Context, s *live.Session, topic string, data []byte) {
+			var name string
+			_ = json.Unmarshal(data, &name)
 			switch topic {
 			case "sub":
-				n.Srv.Subscribe(s, string(bytes.Trim(data, `"`)))
+				n.Srv.Subscribe(s, name)
 			case "unsub":
-				n.Srv.Unsubscribe(s, string(bytes.Trim(data, `"`)))
+				n.Srv.Unsubscribe(s, name)
 			}
 			s.Send(live.Message{Topic: "ok"})
 		},
@@ -105,13 +107,21 @@ func (n *Node) Client(t *testing.T, name string, topics ...string) *Client {
 func (c *Client) Command(t *testing.T, verb, topic string) {
 	t.Helper()
 	c.c.SetWriteDeadline(time.Now().Add(Wait))
-	msg := fmt.Sprintf(`{"topic":%q,"data":%q}`, verb, topic)
-	if err := c.c.WriteMessage(websocket.TextMessage, []byte(msg)); err != nil {
+	msg, _ := json.Marshal(Msg{Topic: verb, Data: mustJSON(topic)})
+	if err := c.c.WriteMessage(websocket.TextMessage, msg); err != nil {
 		t.Fatalf("client %s: %s %s: %v", c.Name, verb, topic, err)
 	}
 	if m, err := c.Next(Wait); err != nil || m.Topic != "ok" {
 		t.Fatalf("client %s: answer to %s %s: %+v, %v", c.Name, verb, topic, m, err)
 	}
+}
+
+func mustJSON(v any) json.RawMessage {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err)
+	}
+	return b
 }
 
 // Close closes the client's connection.

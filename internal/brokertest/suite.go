@@ -3,6 +3,7 @@ package brokertest
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -117,6 +118,21 @@ func readStream(cl *Client, from []string, n int) error {
 		}
 	}
 	return nil
+}
+
+// RunTopics sends messages across nodes on topics that are awkward for a broker: dots,
+// wildcards, spaces, control characters, non-ASCII text, and a topic of a thousand bytes.
+func RunTopics(t *testing.T, h Harness) {
+	a := NewNode(t, "A", h.NewBroker(t))
+	b := NewNode(t, "B", h.NewBroker(t))
+	for _, topic := range []string{"a.b > *", "ünï cödé\t%20", "#", strings.Repeat("long.", 200)} {
+		c := b.Client(t, "b", topic)
+		waitInterest(t, h, topic, 1)
+		a.Srv.Publish(topic, []byte(`"x"`))
+		c.Expect(t, topic, `"x"`)
+		c.Close()
+		waitInterest(t, h, topic, 0)
+	}
 }
 
 // RunInterest checks that a node holds a subscription at the broker exactly while it has

@@ -57,3 +57,4 @@ func memoryHarness() Harness {
 
 func TestMemoryDelivery(t *testing.T) { RunDelivery(t, memoryHarness()) }
 func TestMemoryInterest(t *testing.T) { RunInterest(t, memoryHarness()) }
+func TestMemoryTopics(t *testing.T)   { RunTopics(t, memoryHarness()) }

@@ -3,6 +3,7 @@ package redisbroker
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"os"
@@ -25,12 +26,14 @@ func TestMain(m *testing.M) { leakcheck.Main(m) }
 // redisServer is a redis-server process on a loopback port that stays the same across
 // Stop and Start. Nothing is persisted.
 type redisServer struct {
-	bin  string
-	dir  string
-	port int
+	bin    string
+	dir    string
+	port   int
+	served bool // the port has been ours: a restart must keep it
 
-	mu  sync.Mutex
-	cmd *exec.Cmd
+	mu     sync.Mutex
+	cmd    *exec.Cmd
+	exited chan struct{} // closed once cmd has exited and been reaped
 }
 
 // startRedis runs redis-server for the test. Without the binary the test is skipped, and
@@ -44,21 +47,28 @@ func startRedis(t *testing.T) *redisServer {
 		}
 		t.Skip("redis-server is not on PATH: apt-get install redis-server to run the Redis broker tests")
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
-	rs := &redisServer{bin: bin, dir: t.TempDir(), port: port}
+	rs := &redisServer{bin: bin, dir: t.TempDir()}
 	rs.Start(t)
 	t.Cleanup(func() { rs.Stop(t) })
 	return rs
 }
 
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
 func (rs *redisServer) Addr() string { return "127.0.0.1:" + strconv.Itoa(rs.port) }
 
-// Start runs redis-server and waits until it answers.
+var errExited = errors.New("redis-server exited")
+
+// Start runs redis-server and waits until it answers. The first time, a port another
+// process took between choosing and binding it is replaced by a new one.
 func (rs *redisServer) Start(t *testing.T) {
 	t.Helper()
 	rs.mu.Lock()
@@ -66,13 +76,34 @@ func (rs *redisServer) Start(t *testing.T) {
 	if rs.cmd != nil {
 		t.Fatal("redis-server already running")
 	}
+	for attempt := 1; ; attempt++ {
+		if !rs.served {
+			rs.port = freePort(t)
+		}
+		err := rs.run()
+		if err == nil {
+			rs.served = true
+			return
+		}
+		if rs.served || attempt == 3 || !errors.Is(err, errExited) {
+			t.Fatal(err)
+		}
+	}
+}
+
+func (rs *redisServer) run() error {
 	cmd := exec.Command(rs.bin, "--port", strconv.Itoa(rs.port), "--bind", "127.0.0.1",
 		"--save", "", "--appendonly", "no", "--dir", rs.dir, "--loglevel", "warning")
 	var out strings.Builder
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
-		t.Fatalf("start redis-server: %v", err)
+		return fmt.Errorf("start redis-server: %w", err)
 	}
+	exited := make(chan struct{})
+	go func() {
+		_ = cmd.Wait()
+		close(exited)
+	}()
 	c := redis.NewClient(&redis.Options{Addr: rs.Addr(), MaxRetries: -1})
 	defer c.Close()
 	deadline := time.Now().Add(brokertest.Wait)
@@ -81,27 +112,31 @@ func (rs *redisServer) Start(t *testing.T) {
 		err := c.Ping(ctx).Err()
 		cancel()
 		if err == nil {
-			break
+			rs.cmd, rs.exited = cmd, exited
+			return nil
+		}
+		select {
+		case <-exited:
+			return fmt.Errorf("%w on port %d: %s", errExited, rs.port, out.String())
+		case <-time.After(10 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			cmd.Process.Kill()
-			cmd.Wait()
-			t.Fatalf("redis-server on port %d not answering after %v: %v\n%s", rs.port, brokertest.Wait, err, out.String())
+			_ = cmd.Process.Kill()
+			<-exited
+			return fmt.Errorf("redis-server on port %d not answering after %v: %v\n%s", rs.port, brokertest.Wait, err, out.String())
 		}
-		time.Sleep(10 * time.Millisecond)
 	}
-	rs.cmd = cmd
 }
 
 // Stop kills redis-server by its PID (SIGKILL: no goodbye to the clients) and reaps it.
 func (rs *redisServer) Stop(t *testing.T) {
 	rs.mu.Lock()
-	cmd := rs.cmd
+	cmd, exited := rs.cmd, rs.exited
 	rs.cmd = nil
 	rs.mu.Unlock()
 	if cmd != nil {
 		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
+		<-exited
 	}
 }
 

@@ -70,7 +70,8 @@ type Options struct {
 	HealthCheck time.Duration
 
 	// Logger receives what only the broker sees: published messages lost after Publish
-	// had accepted them. Connection state goes to the Server's log. Default:
+	// had accepted them, and commands Redis refused on the subscription connection (a
+	// SUBSCRIBE that ACLs forbid). Connection state goes to the Server's log. Default:
 	// slog.Default().
 	Logger *slog.Logger
 }
@@ -289,6 +290,14 @@ func (b *Broker) receive() {
 		ctx, cancel := context.WithDeadline(b.ctx, b.lastHeard.Add(2*b.opts.HealthCheck))
 		msg, err := b.ps.Receive(ctx)
 		cancel()
+		var refused redis.Error
+		if errors.As(err, &refused) {
+			// Redis answered, with an error (a SUBSCRIBE that ACLs forbid, say): the
+			// connection is fine.
+			b.lastHeard = time.Now()
+			b.log.Warn("redisbroker: Redis refused a command on the subscription connection", "err", err)
+			continue
+		}
 		if err != nil {
 			if b.closed.Load() {
 				return

@@ -281,3 +281,30 @@ func TestStartWhileDown(t *testing.T) {
 }
 
 func quiet() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+// An error answer on the subscription connection (a channel the ACL forbids) is logged by
+// the broker and does not count as a lost connection; other topics go on working. (After
+// a reconnect go-redis resubscribes all channels in one command, which Redis refuses
+// whole: the broker's user needs every channel under the prefix, as the docs say.)
+func TestRefusedSubscription(t *testing.T) {
+	rs := startRedis(t)
+	admin := rs.client(t)
+	ctx := context.Background()
+	if err := admin.Do(ctx, "ACL", "SETUSER", "limited", "on", ">secret", "resetchannels", "&livepoll:ok*", "+@all", "~*").Err(); err != nil {
+		t.Skipf("ACL SETUSER: %v", err)
+	}
+	client := redis.NewClient(&redis.Options{Addr: rs.Addr(), Username: "limited", Password: "secret"})
+	t.Cleanup(func() { client.Close() })
+	var log brokertest.SyncBuffer
+	br := New(client, Options{Logger: slog.New(slog.NewTextHandler(&log, nil))})
+	a := brokertest.NewNode(t, "A", br)
+	a.Client(t, "denied", "forbidden")
+	ok := a.Client(t, "ok", "ok")
+	brokertest.Eventually(t, "the refusal logged", func() bool { return strings.Contains(log.String(), "refused") })
+	brokertest.Eventually(t, "interest in ok", func() bool { return rs.subscribers(t, "livepoll:ok") == 1 })
+	admin.Publish(ctx, "livepoll:ok", `"fine"`)
+	ok.Expect(t, "ok", `"fine"`)
+	if st := a.Srv.Stats().Broker; !st.Connected || st.Disconnects != 0 {
+		t.Fatalf("broker stats %+v, want connected, no disconnects", st)
+	}
+}

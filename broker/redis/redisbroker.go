@@ -254,6 +254,9 @@ func (b *Broker) connect() error {
 	}
 	for {
 		msg, err := b.ps.Receive(ctx)
+		if b.refused(err) {
+			continue
+		}
 		if err != nil {
 			return err
 		}
@@ -290,12 +293,7 @@ func (b *Broker) receive() {
 		ctx, cancel := context.WithDeadline(b.ctx, b.lastHeard.Add(2*b.opts.HealthCheck))
 		msg, err := b.ps.Receive(ctx)
 		cancel()
-		var refused redis.Error
-		if errors.As(err, &refused) {
-			// Redis answered, with an error (a SUBSCRIBE that ACLs forbid, say): the
-			// connection is fine.
-			b.lastHeard = time.Now()
-			b.log.Warn("redisbroker: Redis refused a command on the subscription connection", "err", err)
+		if b.refused(err) {
 			continue
 		}
 		if err != nil {
@@ -310,6 +308,18 @@ func (b *Broker) receive() {
 		b.pinger.Reset(b.opts.HealthCheck)
 		b.handle(msg)
 	}
+}
+
+// refused reports (and logs) an error answer from Redis on the subscription connection, a
+// SUBSCRIBE that ACLs forbid, say: Redis answered, so the connection is fine.
+func (b *Broker) refused(err error) bool {
+	var answer redis.Error
+	if !errors.As(err, &answer) {
+		return false
+	}
+	b.lastHeard = time.Now()
+	b.log.Warn("redisbroker: Redis refused a command on the subscription connection", "err", err)
+	return true
 }
 
 // sleep pauses for about d (±20%), or returns false at once if the broker closes.

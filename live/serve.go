@@ -33,6 +33,9 @@ func (srv *Server) Serve(ln net.Listener) error {
 		return ErrServerClosed
 	}
 	defer srv.untrack(ln)
+	// Start the event loop before accepting, so its descriptors are not the ones a burst of
+	// connections leaves missing (a failure here is retried at the first upgrade).
+	_ = srv.start()
 	var pause time.Duration
 	for {
 		conn, err := ln.Accept()

@@ -21,9 +21,9 @@ type Server struct {
 	topics *registry
 	echo   bool // cmd/echo's mode: messages are echoed unchanged (see internal/rawecho)
 
-	engOnce sync.Once
-	eng     *engine
-	engErr  error
+	engMu   sync.Mutex // guards starting and stopping eng
+	eng     *engine    // set once by start; read without engMu after start returned nil
+	stopped bool       // stop ran: no engine starts after it
 
 	mu        sync.Mutex
 	sessions  map[*Session]struct{}
@@ -128,23 +128,30 @@ func (srv *Server) Unsubscribe(s *Session, topic string) {
 	s.unsubscribe(topic)
 }
 
-// start starts the event loop once.
+// start starts the event loop once. A failure (no descriptor left for the poller, say) is
+// returned and the next call tries again, so a process that ran out of descriptors at its
+// first connection recovers once some are freed.
 func (srv *Server) start() error {
-	srv.engOnce.Do(func() {
-		p, err := poller.New()
-		if err != nil && !errors.Is(err, poller.ErrUnsupported) {
-			srv.engErr = err
-			return
-		}
-		srv.eng = &engine{
-			poll: p,
-			pool: pool.New(srv.opts.MaxWorkers, 10*time.Second),
-			stop: make(chan struct{}),
-			done: make(chan struct{}),
-		}
-		go srv.sweep()
-	})
-	return srv.engErr
+	srv.engMu.Lock()
+	defer srv.engMu.Unlock()
+	if srv.eng != nil {
+		return nil
+	}
+	if srv.stopped {
+		return ErrServerClosed
+	}
+	p, err := poller.New()
+	if err != nil && !errors.Is(err, poller.ErrUnsupported) {
+		return err
+	}
+	srv.eng = &engine{
+		poll: p,
+		pool: pool.New(srv.opts.MaxWorkers, 10*time.Second),
+		stop: make(chan struct{}),
+		done: make(chan struct{}),
+	}
+	go srv.sweep()
+	return nil
 }
 
 // reserve admits one upgrade: it fails with 503 once the server is closing or holds
@@ -318,7 +325,9 @@ func (srv *Server) stop() {
 		if srv.broker != nil {
 			srv.broker.close()
 		}
-		srv.engOnce.Do(func() {})
+		srv.engMu.Lock()
+		srv.stopped = true
+		srv.engMu.Unlock()
 		if srv.eng != nil {
 			close(srv.eng.stop)
 			<-srv.eng.done

@@ -3,6 +3,7 @@ package live
 import (
 	"crypto/sha1"
 	"encoding/base64"
+	"errors"
 	"log"
 	"net"
 	"net/http"
@@ -44,6 +45,11 @@ func (srv *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := srv.start(); err != nil {
+		if errors.Is(err, ErrServerClosed) {
+			srv.stats.rejected.Add(1)
+			http.Error(w, "server closing", http.StatusServiceUnavailable)
+			return
+		}
 		http.Error(w, "websocket: event loop unavailable: "+err.Error(), http.StatusInternalServerError)
 		return
 	}

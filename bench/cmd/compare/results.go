@@ -113,14 +113,22 @@ func (r *results) rows() []row {
 		add(f.Impl, "rate2_lost", float64(f.Client.Lost), "messages")
 	}
 	for _, e := range r.echo {
-		for _, k := range []string{"echo_per_sec", "echo_p50_ms", "echo_p99_ms"} {
-			if v, ok := e.Report[k].(float64); ok {
-				add(e.Impl, k, v, "")
+		for _, m := range []struct {
+			name, unit string
+			path       []string
+		}{
+			{"echo_per_sec", "1/s", []string{"load", "deliveries_per_sec"}},
+			{"echo_p50", "ms", []string{"load", "latency", "p50_ms"}},
+			{"echo_p99", "ms", []string{"load", "latency", "p99_ms"}},
+			{"echo_lost", "messages", []string{"load", "lost"}},
+		} {
+			if v, ok := num(e.Report, m.path...); ok {
+				add(e.Impl, m.name, v, m.unit)
 			}
 		}
 	}
 	for _, c := range r.connect {
-		if v, ok := c.Report["connect_per_sec"].(float64); ok {
+		if v, ok := num(c.Report, "connections", "connect_rate_per_sec"); ok {
 			add(c.Impl, "connect_per_sec", v, "1/s")
 		}
 	}
@@ -220,12 +228,12 @@ func drawCharts(dir string, r *results) error {
 		}, len(r.latest))
 	bars("echo.png", "Echo round trips per second", "round trips/s", []string{"echo"},
 		func(i int) (string, []float64, bool) {
-			v, ok := r.echo[i].Report["echo_per_sec"].(float64)
+			v, ok := num(r.echo[i].Report, "load", "deliveries_per_sec")
 			return r.echo[i].Impl, []float64{v}, ok
 		}, len(r.echo))
 	bars("connect.png", "Connect rate (handshakes/s, bounded by loadgen's -connect-rate)", "connections/s", []string{"connect"},
 		func(i int) (string, []float64, bool) {
-			v, ok := r.connect[i].Report["connect_per_sec"].(float64)
+			v, ok := num(r.connect[i].Report, "connections", "connect_rate_per_sec")
 			return r.connect[i].Impl, []float64{v}, ok
 		}, len(r.connect))
 	for _, draw := range charts {
@@ -234,4 +242,18 @@ func drawCharts(dir string, r *results) error {
 		}
 	}
 	return os.WriteFile(filepath.Join(dir, "README.txt"), []byte("Written by: cd bench && go run ./cmd/compare\n"), 0o644)
+}
+
+// num finds a number in a decoded JSON report by its path of keys.
+func num(m map[string]any, path ...string) (float64, bool) {
+	var v any = m
+	for _, k := range path {
+		obj, ok := v.(map[string]any)
+		if !ok {
+			return 0, false
+		}
+		v = obj[k]
+	}
+	f, ok := v.(float64)
+	return f, ok
 }

@@ -1,9 +1,4 @@
-// Package wsclient is the benchmark's WebSocket client fleet: connections are
-// dialed with gobwas/ws, then detached from the Go runtime (the socket is
-// dup'ed and the net.Conn closed) and read by a few epoll loops, so an idle
-// client connection costs one fd and a small struct, and reading costs no
-// goroutine wake-up. Linux only.
-package wsclient
+package wsfleet
 
 import (
 	"context"
@@ -68,7 +63,7 @@ func Dial(ctx context.Context, url string, src net.IP, first []byte) (fd int, le
 func Detach(conn net.Conn) (int, error) {
 	sc, ok := conn.(syscall.Conn)
 	if !ok {
-		return -1, fmt.Errorf("wsclient: %T has no SyscallConn", conn)
+		return -1, fmt.Errorf("wsfleet: %T has no SyscallConn", conn)
 	}
 	rc, err := sc.SyscallConn()
 	if err != nil {
@@ -108,7 +103,7 @@ func AppendClientFrame(dst []byte, op ws.OpCode, p []byte) []byte {
 }
 
 // errProtocol reports a server frame this client does not accept.
-var errProtocol = errors.New("wsclient: protocol error")
+var errProtocol = errors.New("wsfleet: protocol error")
 
 // parseFrames calls fn for every complete frame at the start of b and returns
 // how many bytes it consumed. Server frames are unmasked; payloads passed to
@@ -168,7 +163,7 @@ func WriteAll(fd int, b []byte, timeout time.Duration) error {
 			if deadline.IsZero() {
 				deadline = time.Now().Add(timeout)
 			} else if time.Now().After(deadline) {
-				return fmt.Errorf("wsclient: write blocked for %v", timeout)
+				return fmt.Errorf("wsfleet: write blocked for %v", timeout)
 			}
 			time.Sleep(50 * time.Microsecond)
 			continue
@@ -227,7 +222,7 @@ func NewLoop(maxFD int, handler Handler) (*Loop, error) {
 // be called concurrently with Run.
 func (l *Loop) Add(c *Conn, leftover []byte) error {
 	if c.FD >= len(l.conns) {
-		return fmt.Errorf("wsclient: fd %d over limit %d", c.FD, len(l.conns))
+		return fmt.Errorf("wsfleet: fd %d over limit %d", c.FD, len(l.conns))
 	}
 	c.tail = append(c.tail[:0], leftover...)
 	l.conns[c.FD].Store(c)
@@ -262,7 +257,7 @@ func (l *Loop) read(c *Conn) {
 			return
 		}
 		if err == nil {
-			err = errors.New("wsclient: closed by server")
+			err = errors.New("wsfleet: closed by server")
 		}
 		l.fail(c, err)
 		return
@@ -286,7 +281,7 @@ func (l *Loop) read(c *Conn) {
 			if len(p) >= 2 {
 				code = int(binary.BigEndian.Uint16(p))
 			}
-			return fmt.Errorf("wsclient: close frame from server, code %d %q", code, p[min(2, len(p)):])
+			return fmt.Errorf("wsfleet: close frame from server, code %d %q", code, p[min(2, len(p)):])
 		}
 		return nil
 	})

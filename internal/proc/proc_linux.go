@@ -1,5 +1,3 @@
-// Package proc holds the process plumbing shared by the benchmark programs:
-// fd limits, CPU time of other processes, building and starting children.
 package proc
 
 import (
@@ -10,6 +8,65 @@ import (
 	"strings"
 	"syscall"
 )
+
+// NOFILE returns the soft and hard RLIMIT_NOFILE of this process. Go programs raise the
+// soft limit to the hard one when they start (since Go 1.19), so the two are usually equal.
+func NOFILE() (soft, hard uint64, err error) {
+	var rl syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
+		return 0, 0, err
+	}
+	return rl.Cur, rl.Max, nil
+}
+
+// NrOpen returns /proc/sys/fs/nr_open, the largest value RLIMIT_NOFILE may be raised to.
+func NrOpen() (uint64, error) {
+	return readUint("/proc/sys/fs/nr_open")
+}
+
+// PortRange returns net.ipv4.ip_local_port_range, the ephemeral ports a client socket
+// draws from.
+func PortRange() (lo, hi int, err error) {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return 0, 0, err
+	}
+	f := strings.Fields(string(b))
+	if len(f) != 2 {
+		return 0, 0, errors.New("proc: malformed ip_local_port_range")
+	}
+	if lo, err = strconv.Atoi(f[0]); err == nil {
+		hi, err = strconv.Atoi(f[1])
+	}
+	return lo, hi, err
+}
+
+func readUint(path string) (uint64, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, err
+	}
+	return strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64)
+}
+
+// RSS returns VmRSS of process pid (0: this process) in bytes.
+func RSS(pid int) (uint64, error) {
+	path := "/proc/self/status"
+	if pid != 0 {
+		path = fmt.Sprintf("/proc/%d/status", pid)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, err
+	}
+	for line := range strings.SplitSeq(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, err := strconv.ParseUint(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+			return kb << 10, err
+		}
+	}
+	return 0, fmt.Errorf("proc: no VmRSS in %s", path)
+}
 
 // RaiseNOFILE raises the soft RLIMIT_NOFILE to the hard limit and returns it.
 func RaiseNOFILE() (uint64, error) {

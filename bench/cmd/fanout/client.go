@@ -70,7 +70,6 @@ func runClient() error {
 	n := *subs
 	url := "ws://" + *addrFlag + "/ws"
 	var (
-		stop                   atomic.Bool
 		counts                 [ring]atomic.Int32
 		measureFrom, measureTo atomic.Int64
 		done                   = make(chan int64, 4096)
@@ -121,7 +120,7 @@ func runClient() error {
 		}
 		st.loop = l
 		loops = append(loops, st)
-		wg.Go(func() { l.Run(&stop) })
+		wg.Go(l.Run)
 	}
 	closedConns := func() (c int64) {
 		for _, st := range loops {
@@ -139,10 +138,10 @@ func runClient() error {
 	err := wsfleet.DialMany(context.Background(), wsfleet.DialSpec{
 		URL: url, From: 0, To: n, Concurrency: *dialConc, Rate: *dialRate,
 		First: func(int) []byte { return []byte(`{"topic":"subscribe","data":{"topic":"fan"}}`) },
-		Opened: func(i, fd int, leftover []byte) error {
-			c := &wsfleet.Conn{FD: fd, ID: i}
-			conns[i] = c
-			return loops[i%len(loops)].loop.Add(c, leftover)
+		Opened: func(d wsfleet.Dialed) error {
+			c := &wsfleet.Conn{FD: d.FD, ID: d.Index}
+			conns[d.Index] = c
+			return loops[d.Index%len(loops)].loop.Add(c, d.Leftover)
 		},
 	})
 	if err != nil {
@@ -176,7 +175,7 @@ func runClient() error {
 		msg = append(msg, pad[:max(0, len(pad)-len(strconv.AppendInt(nil, seq, 10)))]...)
 		msg = append(msg, `"}}}`...)
 		wire = wsfleet.AppendClientFrame(wire[:0], ws.OpText, msg)
-		return wsfleet.WriteAll(pubFD, wire, 5*time.Second)
+		return pubConn.Write(wire, 5*time.Second)
 	}
 
 	var (
@@ -222,7 +221,7 @@ func runClient() error {
 			break
 		}
 		if pubConn.Closed() {
-			return fmt.Errorf("publisher connection closed: %v", loops[0].loop.LastErr.Load())
+			return fmt.Errorf("publisher connection closed: %v", loops[0].loop.LastErr())
 		}
 		if *rate > 0 {
 			next := start.Add(time.Duration(float64(seq) / *rate * float64(time.Second)))
@@ -268,7 +267,9 @@ func runClient() error {
 			break
 		}
 	}
-	stop.Store(true)
+	for _, st := range loops {
+		st.loop.Stop()
+	}
 	wg.Wait()
 
 	res.Published = seq
@@ -278,7 +279,7 @@ func runClient() error {
 	for _, st := range loops {
 		h.Merge(&st.hist)
 		res.FrameBytes = max(res.FrameBytes, int(st.frameBytes.Load()))
-		if e := st.loop.LastErr.Load(); e != nil && res.Closed > 0 {
+		if e := st.loop.LastErr(); e != nil && res.Closed > 0 {
 			res.CloseErr = fmt.Sprint(e)
 		}
 		if b := st.bad.Load(); b > 0 {

@@ -25,7 +25,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync/atomic"
+	"sync"
 	"text/tabwriter"
 	"time"
 
@@ -306,15 +306,15 @@ func printTable(w io.Writer, results []Result, ns []int) {
 func runClient() error {
 	time.AfterFunc(*timeout, func() { os.Exit(2) })
 	maxFD, _ := proc.RaiseNOFILE()
-	var stop atomic.Bool
 	var loops []*wsfleet.Loop
+	var running sync.WaitGroup
 	for range 2 {
 		l, err := wsfleet.NewLoop(int(maxFD), nil)
 		if err != nil {
 			return err
 		}
 		loops = append(loops, l)
-		go l.Run(&stop)
+		running.Go(l.Run)
 	}
 	have := 0
 	in := bufio.NewScanner(os.Stdin)
@@ -328,8 +328,8 @@ func runClient() error {
 			First: func(i int) []byte {
 				return fmt.Appendf(nil, `{"topic":"subscribe","data":{"topic":"room-%d"}}`, i%100)
 			},
-			Opened: func(i, fd int, leftover []byte) error {
-				return loops[i%len(loops)].Add(&wsfleet.Conn{FD: fd, ID: i}, leftover)
+			Opened: func(d wsfleet.Dialed) error {
+				return loops[d.Index%len(loops)].Add(&wsfleet.Conn{FD: d.FD, ID: d.Index}, d.Leftover)
 			},
 		}
 		if err := wsfleet.DialMany(context.Background(), spec); err != nil {
@@ -342,8 +342,10 @@ func runClient() error {
 		}
 		fmt.Printf("ok %d closed %d\n", n, closed)
 	}
-	stop.Store(true)
-	time.Sleep(100 * time.Millisecond)
+	for _, l := range loops {
+		l.Stop()
+	}
+	running.Wait()
 	for _, l := range loops {
 		l.CloseAll()
 	}

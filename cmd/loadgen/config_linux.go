@@ -114,8 +114,8 @@ func (c *config) finish() error {
 	}
 	if c.URL != "" {
 		u, err := url.Parse(c.URL)
-		if err != nil || (u.Scheme != "ws" && u.Scheme != "wss") || u.Host == "" {
-			return fmt.Errorf("-url %q: want ws://host:port/path", c.URL)
+		if err != nil || u.Scheme != "ws" || u.Host == "" {
+			return fmt.Errorf("-url %q: want ws://host:port/path (wss is not supported: the fleet reads raw sockets; terminate TLS in front)", c.URL)
 		}
 	}
 	srcs, err := parseSources(c.srcFlag)
@@ -189,9 +189,5 @@ func statsURLFor(wsURL string) string {
 	if err != nil {
 		return ""
 	}
-	scheme := "http"
-	if u.Scheme == "wss" {
-		scheme = "https"
-	}
-	return scheme + "://" + u.Host + "/stats"
+	return "http://" + u.Host + "/stats"
 }

@@ -55,6 +55,7 @@ func TestConfigChecks(t *testing.T) {
 		{"-conns", "0"},
 		{"-topics", "0"},
 		{"-url", "http://x/ws"},
+		{"-url", "wss://x/ws"},
 		{"-rate", "-1"},
 		{"-src", "nonsense"},
 		{"extra"},

@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"runtime"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -291,6 +292,9 @@ func (f *fleet) connect(ctx context.Context) readyReport {
 	}
 	rep.Progress = f.progress()
 	f.readyRep = rep
+	// The handshakes left garbage (gobwas/ws's buffers, net.Conns) that the heap would
+	// keep as spare room: return it, so that the process's RSS is what the fleet holds.
+	debug.FreeOSMemory()
 	return rep
 }
 

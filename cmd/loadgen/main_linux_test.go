@@ -237,7 +237,7 @@ func TestJSONReport(t *testing.T) {
 		"load.deliveries", "load.deliveries_per_sec", "load.expected", "load.published",
 		"load.latency.p50_ms", "load.latency.p90_ms", "load.latency.p99_ms", "load.latency.p999_ms", "load.latency.max_ms",
 		"server.per_conn.rss_bytes", "server.per_conn.fds", "server.after.rss_bytes", "server.after.heap_inuse",
-		"loadgen.rss_bytes", "limits.nofile_hard", "processes",
+		"loadgen.rss_bytes", "loadgen.pss_bytes", "limits.nofile_hard", "processes",
 	}
 	for _, k := range positive {
 		if f, ok := get(k).(float64); !ok || f <= 0 {

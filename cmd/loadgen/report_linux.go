@@ -109,6 +109,7 @@ type perConn struct {
 type loadgenReport struct {
 	RSSBytes             uint64       `json:"rss_bytes"`               // all loadgen processes, at the end of the load phase
 	RSSAfterConnectBytes uint64       `json:"rss_after_connect_bytes"` // all loadgen processes, once the fleet was up
+	PSSBytes             uint64       `json:"pss_bytes"`               // all loadgen processes, end of the load phase; shared pages (the binary) counted once
 	CPUSeconds           float64      `json:"cpu_seconds"`
 	Processes            []procReport `json:"processes"`
 }
@@ -119,6 +120,7 @@ type procReport struct {
 	Conns           int     `json:"conns"`
 	RSSAfterConnect uint64  `json:"rss_after_connect_bytes"`
 	RSSEnd          uint64  `json:"rss_end_bytes"`
+	PSSEnd          uint64  `json:"pss_end_bytes"`
 	CPUSeconds      float64 `json:"cpu_seconds"`
 	NOFILESoft      uint64  `json:"nofile_soft"`
 	NOFILEHard      uint64  `json:"nofile_hard"`
@@ -224,7 +226,11 @@ func (r *report) print(w io.Writer) {
 		row("server figures", "skipped: %s", r.ServerSkipped)
 	}
 	lg := r.Loadgen
-	row("loadgen RSS", "%s at the end of the load phase, %s once connected (%d process(es)), CPU %.1f s", mib(lg.RSSBytes), mib(lg.RSSAfterConnectBytes), len(lg.Processes), lg.CPUSeconds)
+	pss := ""
+	if len(lg.Processes) > 1 {
+		pss = fmt.Sprintf(" (PSS %s: the binary's pages counted once)", mib(lg.PSSBytes))
+	}
+	row("loadgen RSS", "%s at the end of the load phase%s, %s once connected; %d process(es), CPU %.1f s", mib(lg.RSSBytes), pss, mib(lg.RSSAfterConnectBytes), len(lg.Processes), lg.CPUSeconds)
 	for i, n := range r.Limits.Notes {
 		key := ""
 		if i == 0 {

@@ -289,6 +289,7 @@ func run(ctx context.Context, cfg config, stderr io.Writer) (*report, error) {
 		return nil, fmt.Errorf("-timeout %v reached during the load phase", cfg.Timeout)
 	}
 	rssEnd := partRSS(parts)
+	pssEnd := partPSS(parts)
 
 	prog.setPhase("draining")
 	var lastSeq []int64
@@ -323,11 +324,12 @@ func run(ctx context.Context, cfg config, stderr io.Writer) (*report, error) {
 		if i == 0 {
 			role = "coordinator"
 		}
-		pr := procReport{Role: role, PID: res.PID, Conns: res.Conns, RSSAfterConnect: rssAfterConnect[i], RSSEnd: rssEnd[i],
+		pr := procReport{Role: role, PID: res.PID, Conns: res.Conns, RSSAfterConnect: rssAfterConnect[i], RSSEnd: rssEnd[i], PSSEnd: pssEnd[i],
 			CPUSeconds: float64(res.CPUNs) / 1e9, NOFILESoft: res.NOFILESoft, NOFILEHard: res.NOFILEHard}
 		r.Loadgen.Processes = append(r.Loadgen.Processes, pr)
 		r.Loadgen.RSSBytes += pr.RSSEnd
 		r.Loadgen.RSSAfterConnectBytes += pr.RSSAfterConnect
+		r.Loadgen.PSSBytes += pr.PSSEnd
 		r.Loadgen.CPUSeconds += pr.CPUSeconds
 	}
 	r.Connections.Failed = total.Failed
@@ -410,6 +412,15 @@ func partRSS(parts []part) []uint64 {
 	out := make([]uint64, len(parts))
 	for i, p := range parts {
 		out[i], _ = proc.RSS(p.pid())
+	}
+	return out
+}
+
+// partPSS reads the proportional set size of every part's process.
+func partPSS(parts []part) []uint64 {
+	out := make([]uint64, len(parts))
+	for i, p := range parts {
+		out[i], _ = proc.PSS(p.pid())
 	}
 	return out
 }

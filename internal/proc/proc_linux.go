@@ -68,6 +68,28 @@ func RSS(pid int) (uint64, error) {
 	return 0, fmt.Errorf("proc: no VmRSS in %s", path)
 }
 
+// PSS returns the proportional set size of process pid (0: this process) in bytes: its
+// resident pages, each shared page divided by the number of processes sharing it, so
+// that the PSS of several processes running one binary adds up to what they use
+// together (/proc/<pid>/smaps_rollup).
+func PSS(pid int) (uint64, error) {
+	path := "/proc/self/smaps_rollup"
+	if pid != 0 {
+		path = fmt.Sprintf("/proc/%d/smaps_rollup", pid)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, err
+	}
+	for line := range strings.SplitSeq(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "Pss:"); ok {
+			kb, err := strconv.ParseUint(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+			return kb << 10, err
+		}
+	}
+	return 0, fmt.Errorf("proc: no Pss in %s", path)
+}
+
 // RaiseNOFILE raises the soft RLIMIT_NOFILE to the hard limit and returns it.
 func RaiseNOFILE() (uint64, error) {
 	var rl syscall.Rlimit

@@ -84,6 +84,7 @@ func run(ctx context.Context, cfg config, stderr io.Writer) (*report, error) {
 		return nil, err
 	}
 	r.Limits = lim
+	r.Limits.Notes = []string{}
 	perProc := cfg.PerProc
 	if perProc == 0 {
 		perProc = int(lim.NOFILESoft) - fdMargin(cfg.Concurrency) - publishers

@@ -384,23 +384,29 @@ func (f *fleet) churn(ctx context.Context) {
 	var dials sync.WaitGroup
 	sem := make(chan struct{}, f.spec.Concurrency)
 	n := len(f.conns)
+	redialing := make([]atomic.Bool, n) // a replacement for that index is being dialed
 	paced(ctx, f.spec.Rate, func(k int64, _ time.Time) {
 		idx := int(k % int64(n))
 		c := f.conns[idx].Load()
-		if c == nil || c.Closing() {
+		if c == nil || redialing[idx].Load() {
 			return
 		}
-		if !c.Closed() {
-			f.closing.Add(1)
-			f.loopOf(idx).Shutdown(c)
-		}
+		// Take a dial slot first: once a connection is closed, its replacement is dialed.
 		select {
 		case sem <- struct{}{}:
 		case <-ctx.Done():
 			return
 		}
+		redialing[idx].Store(true)
+		if !c.Closed() && !c.Closing() {
+			f.closing.Add(1)
+			f.loopOf(idx).Shutdown(c)
+		}
 		dials.Go(func() {
-			defer func() { <-sem }()
+			defer func() {
+				redialing[idx].Store(false)
+				<-sem
+			}()
 			f.redial(f.dialCtx, idx)
 		})
 	})

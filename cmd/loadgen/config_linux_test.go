@@ -153,3 +153,25 @@ func TestChildRole(t *testing.T) {
 		t.Error("childRole")
 	}
 }
+
+// FuzzParseDelivery: any server message parses without panicking, and what it accepts
+// has non-negative numbers that round-trip through appendPayload.
+func FuzzParseDelivery(f *testing.F) {
+	f.Add([]byte(`{"topic":"t7","data":{"seq":42,"ts":1234567890123456789,"pad":"xx"}}`))
+	f.Add([]byte(`{"topic":"echo","data":{"seq":0,"ts":99,"pad":""}}`))
+	f.Add([]byte(`{"seq":99999999999999999999999,"ts":1}`))
+	f.Add([]byte(`{"seq":1}`))
+	f.Fuzz(func(t *testing.T, p []byte) {
+		_, seq, ts, ok := parseDelivery(p)
+		if !ok {
+			return
+		}
+		if seq < 0 || ts < 0 {
+			t.Fatalf("%q: seq %d ts %d", p, seq, ts)
+		}
+		again := appendPayload(nil, "t", seq, ts, 0)
+		if _, s2, t2, ok := parseDelivery(again); !ok || s2 != seq || t2 != ts {
+			t.Fatalf("%s does not round-trip: %v %d %d", again, ok, s2, t2)
+		}
+	})
+}

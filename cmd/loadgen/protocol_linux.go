@@ -4,6 +4,7 @@ package main
 
 import (
 	"bytes"
+	"math"
 	"strconv"
 
 	"github.com/gobwas/ws"
@@ -94,9 +95,15 @@ func parseDelivery(p []byte) (echo bool, seq, ts int64, ok bool) {
 	return echo, seq, ts, k > 0
 }
 
+// atoi reads the decimal number at the start of p; n is 0 when there is none or it does
+// not fit an int64.
 func atoi(p []byte) (v int64, n int) {
-	for n < len(p) && n < 19 && p[n] >= '0' && p[n] <= '9' {
-		v = v*10 + int64(p[n]-'0')
+	for n < len(p) && p[n] >= '0' && p[n] <= '9' {
+		d := int64(p[n] - '0')
+		if v > (math.MaxInt64-d)/10 {
+			return 0, 0
+		}
+		v = v*10 + d
 		n++
 	}
 	return v, n

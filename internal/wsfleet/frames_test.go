@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"testing"
 
 	"github.com/gobwas/ws"
@@ -115,4 +116,44 @@ func TestParseClose(t *testing.T) {
 	if e := parseClose(nil); e.Code != 0 || e.Reason != "" {
 		t.Errorf("empty: got %+v", e)
 	}
+}
+
+// FuzzParseFrames feeds arbitrary server bytes, whole and split in two as reads deliver
+// them: the parser must not panic, must consume only whole frames, and must see the same
+// frames either way.
+func FuzzParseFrames(f *testing.F) {
+	f.Add(serverFrame(true, ws.OpText, []byte("hello")), 2)
+	f.Add(serverFrame(true, ws.OpBinary, bytes.Repeat([]byte{'b'}, 126)), 3)
+	f.Add(append(serverFrame(true, ws.OpPing, []byte("p")), serverFrame(true, ws.OpClose, []byte{0x03, 0xe9})...), 4)
+	f.Add(binary.BigEndian.AppendUint64([]byte{0x81, 127}, maxFrame+1), 5)
+	f.Add(AppendClientFrame(nil, ws.OpText, []byte("masked")), 1)
+	f.Fuzz(func(t *testing.T, wire []byte, split int) {
+		collect := func(pieces ...[]byte) (frames []string, rest int, err error) {
+			var tail []byte
+			for _, piece := range pieces {
+				data := append(tail, piece...)
+				used, err := parseFrames(data, func(fin bool, op ws.OpCode, p []byte) error {
+					frames = append(frames, fmt.Sprint(fin, op, string(p)))
+					return nil
+				})
+				if used < 0 || used > len(data) {
+					t.Fatalf("consumed %d of %d bytes", used, len(data))
+				}
+				if err != nil {
+					return frames, 0, err
+				}
+				tail = append([]byte(nil), data[used:]...)
+			}
+			return frames, len(tail), nil
+		}
+		whole, restWhole, errWhole := collect(wire)
+		split = min(max(split, 0), len(wire))
+		parts, restParts, errParts := collect(wire[:split], wire[split:])
+		if (errWhole == nil) != (errParts == nil) {
+			t.Fatalf("whole: %v, split at %d: %v", errWhole, split, errParts)
+		}
+		if errWhole == nil && (restWhole != restParts || fmt.Sprint(whole) != fmt.Sprint(parts)) {
+			t.Fatalf("split at %d: %d frames, %d left; whole: %d frames, %d left", split, len(parts), restParts, len(whole), restWhole)
+		}
+	})
 }

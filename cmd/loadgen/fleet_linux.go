@@ -206,7 +206,8 @@ func (f *fleet) handler(li int) wsfleet.Handler {
 	}
 }
 
-// closed is every loop's OnClose.
+// closed is every loop's OnClose: it counts the close, and its error by kind (writers
+// that fail Kill the connection and leave the counting to this).
 func (f *fleet) closed(c *wsfleet.Conn, err error) {
 	if c.ID >= 0 {
 		f.open.Add(-1)
@@ -258,7 +259,7 @@ func (f *fleet) opened(d wsfleet.Dialed) error {
 	}
 	frame, _ := echoFrame(nil, nil, 0, time.Now().UnixNano(), 0)
 	if err := c.Write(frame, time.Second); err != nil {
-		f.loopOf(idx).Kill(c, err)
+		f.loopOf(idx).Kill(c, err) // counted by closed
 	}
 	return nil
 }
@@ -368,8 +369,7 @@ func (f *fleet) sendEchoes(ctx context.Context) {
 		frame, scratch = echoFrame(frame[:0], scratch, seq, due.UnixNano(), f.spec.Size)
 		if err := c.Write(frame, 2*time.Second); err != nil {
 			if err != wsfleet.ErrClosed {
-				f.errs.add(errorKind(err), err)
-				f.loopOf(idx).Kill(c, err)
+				f.loopOf(idx).Kill(c, err) // counted by closed
 			}
 			return
 		}

@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -101,5 +102,37 @@ func TestFleetCountsServerClosesApart(t *testing.T) {
 	}
 	if res.Lost != 0 {
 		t.Errorf("lost %d: closed connections are not counted as losing messages", res.Lost)
+	}
+}
+
+func TestFleetCountsAKilledConnectionOnce(t *testing.T) {
+	t.Parallel()
+	_, url := inProcessServer(t)
+	f, _ := startFleet(t, partSpec{URL: url, From: 0, To: 2, Scenario: scenarioIdle, Topics: 1,
+		ConnectRate: 2000, Concurrency: 2, Settle: time.Second})
+	fd, leftover, err := wsfleet.Dial(context.Background(), url, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub := &wsfleet.Conn{FD: fd, ID: -1}
+	if err := f.loops[0].Add(pub, leftover); err != nil {
+		t.Fatal(err)
+	}
+	errBlocked := fmt.Errorf("write: %w", wsfleet.ErrWriteBlocked)
+	f.loops[0].Kill(f.conns[0].Load(), errBlocked)
+	f.loops[0].Kill(pub, errBlocked)
+	deadline := time.Now().Add(5 * time.Second)
+	for f.serverClosed.Load() < 2 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	res := f.stop(nil)
+	if e := res.Errors["write_blocked"]; e.Count != 1 {
+		t.Errorf("write_blocked counted %d times, want 1: %+v", e.Count, res.Errors)
+	}
+	if e := res.Errors["publisher_write_blocked"]; e.Count != 1 {
+		t.Errorf("publisher_write_blocked counted %d times, want 1: %+v", e.Count, res.Errors)
+	}
+	if res.Progress.Open != 1 {
+		t.Errorf("%d open, want 1 (publishers are not counted)", res.Progress.Open)
 	}
 }

@@ -19,7 +19,6 @@ type publisher struct {
 	topics int
 	rate   float64
 	size   int
-	errs   *errorCounts
 
 	lastSeq   []int64 // by topic: the last seq sent
 	published int64
@@ -42,8 +41,7 @@ func (p *publisher) run(ctx context.Context) {
 		seq := p.lastSeq[t] + 1
 		frame, scratch = publishFrame(frame[:0], scratch, names[t], seq, due.UnixNano(), p.size)
 		if err := c.Write(frame, 5*time.Second); err != nil {
-			p.errs.add("publisher_"+errorKind(err), err)
-			p.loop.Kill(c, err)
+			p.loop.Kill(c, err) // counted by the fleet's OnClose, as publisher_<kind>
 			return
 		}
 		p.lastSeq[t] = seq

@@ -229,7 +229,7 @@ func run(ctx context.Context, cfg config, stderr io.Writer) (*report, error) {
 	// messages start once every subscriber is in place.
 	var pub *publisher
 	if publishers > 0 {
-		pub = &publisher{loop: local.f.loops[0], topics: cfg.Topics, rate: cfg.Rate, size: cfg.Size, errs: &local.f.errs}
+		pub = &publisher{loop: local.f.loops[0], topics: cfg.Topics, rate: cfg.Rate, size: cfg.Size}
 		for k := range publishers {
 			fd, leftover, err := wsfleet.Dial(ctx, target, sources[k%len(sources)], nil)
 			if err != nil {

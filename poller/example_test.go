@@ -49,18 +49,22 @@ func Example() {
 	timeout := time.After(5 * time.Second)
 	for {
 		select {
-		case ev := <-events:
-			if ev&poller.Readable == 0 {
-				continue // the Writable reported at Add
-			}
-			// Edge-triggered: read until EAGAIN, or no event comes for what is left.
+		case <-events:
+			// Edge-triggered: read until EAGAIN, or no event comes for what is left. Read
+			// on every event, whatever its bits: notify drops an event while one is pending
+			// (the Writable reported at Add, say), so that one may stand for both.
 			buf := make([]byte, 64)
+			got := false
 			for {
 				n, err := unix.Read(owned, buf)
 				if err != nil || n == 0 {
 					break
 				}
 				fmt.Printf("read %q\n", buf[:n])
+				got = true
+			}
+			if !got {
+				continue
 			}
 			// Remove before closing the fd, so its number cannot be reused while registered.
 			fmt.Println(p.Remove(tok))

@@ -21,7 +21,7 @@ import (
 	"github.com/gobwas/ws/wsutil"
 
 	"github.com/livepoll/livepoll/bench/internal/harness"
-	"github.com/livepoll/livepoll/bench/internal/stats"
+	stats "github.com/livepoll/livepoll/internal/srvstats"
 )
 
 // impls are the server apps under test: every servers/<impl> directory.

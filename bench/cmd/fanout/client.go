@@ -13,10 +13,10 @@ import (
 	"github.com/gobwas/ws"
 
 	"github.com/livepoll/livepoll/bench/internal/harness"
-	"github.com/livepoll/livepoll/bench/internal/hist"
-	"github.com/livepoll/livepoll/bench/internal/proc"
-	"github.com/livepoll/livepoll/bench/internal/stats"
-	"github.com/livepoll/livepoll/bench/internal/wsclient"
+	"github.com/livepoll/livepoll/internal/hist"
+	"github.com/livepoll/livepoll/internal/proc"
+	"github.com/livepoll/livepoll/internal/srvstats"
+	"github.com/livepoll/livepoll/internal/wsfleet"
 )
 
 // ClientResult is what the client process reports (one JSON line).
@@ -55,7 +55,7 @@ func latencyOf(h *hist.Hist) Latency {
 const ring = 1 << 16 // completion counters, by seq modulo ring
 
 type loopState struct {
-	loop       *wsclient.Loop
+	loop       *wsfleet.Loop
 	hist       hist.Hist // owned by the loop goroutine
 	deliveries atomic.Int64
 	frameBytes atomic.Int64
@@ -70,11 +70,10 @@ func runClient() error {
 	n := *subs
 	url := "ws://" + *addrFlag + "/ws"
 	var (
-		stop                   atomic.Bool
 		counts                 [ring]atomic.Int32
 		measureFrom, measureTo atomic.Int64
 		done                   = make(chan int64, 4096)
-		conns                  = make([]*wsclient.Conn, n)
+		conns                  = make([]*wsfleet.Conn, n)
 		loops                  []*loopState
 		wg                     sync.WaitGroup
 	)
@@ -82,7 +81,7 @@ func runClient() error {
 	measureTo.Store(1<<63 - 1)
 	for range 2 {
 		st := &loopState{}
-		handler := func(c *wsclient.Conn, p []byte) {
+		handler := func(c *wsfleet.Conn, p []byte) {
 			if c.ID < 0 {
 				return // the publisher's connection
 			}
@@ -115,13 +114,13 @@ func runClient() error {
 				}
 			}
 		}
-		l, err := wsclient.NewLoop(int(maxFD), handler)
+		l, err := wsfleet.NewLoop(int(maxFD), handler)
 		if err != nil {
 			return err
 		}
 		st.loop = l
 		loops = append(loops, st)
-		wg.Go(func() { l.Run(&stop) })
+		wg.Go(l.Run)
 	}
 	closedConns := func() (c int64) {
 		for _, st := range loops {
@@ -136,13 +135,13 @@ func runClient() error {
 		return d
 	}
 
-	err := wsclient.DialMany(context.Background(), wsclient.DialSpec{
+	err := wsfleet.DialMany(context.Background(), wsfleet.DialSpec{
 		URL: url, From: 0, To: n, Concurrency: *dialConc, Rate: *dialRate,
 		First: func(int) []byte { return []byte(`{"topic":"subscribe","data":{"topic":"fan"}}`) },
-		Opened: func(i, fd int, leftover []byte) error {
-			c := &wsclient.Conn{FD: fd, ID: i}
-			conns[i] = c
-			return loops[i%len(loops)].loop.Add(c, leftover)
+		Opened: func(d wsfleet.Dialed) error {
+			c := &wsfleet.Conn{FD: d.FD, ID: d.Index}
+			conns[d.Index] = c
+			return loops[d.Index%len(loops)].loop.Add(c, d.Leftover)
 		},
 	})
 	if err != nil {
@@ -151,11 +150,11 @@ func runClient() error {
 	if _, err := harness.WaitSessions(*addrFlag, int64(n), time.Minute); err != nil {
 		return err
 	}
-	pubFD, leftover, err := wsclient.Dial(context.Background(), url, wsclient.SourceIPs[0], nil)
+	pubFD, leftover, err := wsfleet.Dial(context.Background(), url, wsfleet.SourceIPs[0], nil)
 	if err != nil {
 		return fmt.Errorf("publisher: %w", err)
 	}
-	pubConn := &wsclient.Conn{FD: pubFD, ID: -1}
+	pubConn := &wsfleet.Conn{FD: pubFD, ID: -1}
 	if err := loops[0].loop.Add(pubConn, leftover); err != nil {
 		return err
 	}
@@ -175,8 +174,8 @@ func runClient() error {
 		msg = append(msg, `,"pad":"`...)
 		msg = append(msg, pad[:max(0, len(pad)-len(strconv.AppendInt(nil, seq, 10)))]...)
 		msg = append(msg, `"}}}`...)
-		wire = wsclient.AppendClientFrame(wire[:0], ws.OpText, msg)
-		return wsclient.WriteAll(pubFD, wire, 5*time.Second)
+		wire = wsfleet.AppendClientFrame(wire[:0], ws.OpText, msg)
+		return pubConn.Write(wire, 5*time.Second)
 	}
 
 	var (
@@ -204,7 +203,7 @@ func runClient() error {
 			lastProgress = time.Now()
 		}
 	}
-	cpuSelf := func() int64 { u, s := stats.CPUSelf(); return u + s }
+	cpuSelf := func() int64 { u, s := srvstats.CPUSelf(); return u + s }
 	for {
 		now := time.Now()
 		if !started && !now.Before(t0) {
@@ -222,7 +221,7 @@ func runClient() error {
 			break
 		}
 		if pubConn.Closed() {
-			return fmt.Errorf("publisher connection closed: %v", loops[0].loop.LastErr.Load())
+			return fmt.Errorf("publisher connection closed: %v", loops[0].loop.LastErr())
 		}
 		if *rate > 0 {
 			next := start.Add(time.Duration(float64(seq) / *rate * float64(time.Second)))
@@ -268,7 +267,9 @@ func runClient() error {
 			break
 		}
 	}
-	stop.Store(true)
+	for _, st := range loops {
+		st.loop.Stop()
+	}
 	wg.Wait()
 
 	res.Published = seq
@@ -278,7 +279,7 @@ func runClient() error {
 	for _, st := range loops {
 		h.Merge(&st.hist)
 		res.FrameBytes = max(res.FrameBytes, int(st.frameBytes.Load()))
-		if e := st.loop.LastErr.Load(); e != nil && res.Closed > 0 {
+		if e := st.loop.LastErr(); e != nil && res.Closed > 0 {
 			res.CloseErr = fmt.Sprint(e)
 		}
 		if b := st.bad.Load(); b > 0 {

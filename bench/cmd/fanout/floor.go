@@ -11,8 +11,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/livepoll/livepoll/bench/internal/stats"
-	"github.com/livepoll/livepoll/bench/internal/wsclient"
+	"github.com/livepoll/livepoll/internal/srvstats"
+	"github.com/livepoll/livepoll/internal/wsfleet"
 )
 
 // FloorResult is what the floor writer reports (one JSON line).
@@ -81,7 +81,7 @@ func runSink() error {
 			if err != nil {
 				return
 			}
-			fd, err := wsclient.Detach(c)
+			fd, err := wsfleet.Detach(c)
 			c.Close()
 			if err != nil {
 				continue
@@ -115,10 +115,10 @@ func runWriter() error {
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			d := net.Dialer{LocalAddr: &net.TCPAddr{IP: wsclient.SourceIPs[i%len(wsclient.SourceIPs)]}, Timeout: 10 * time.Second}
+			d := net.Dialer{LocalAddr: &net.TCPAddr{IP: wsfleet.SourceIPs[i%len(wsfleet.SourceIPs)]}, Timeout: 10 * time.Second}
 			c, err := d.DialContext(context.Background(), "tcp", *addrFlag)
 			if err == nil {
-				fds[i], err = wsclient.Detach(c)
+				fds[i], err = wsfleet.Detach(c)
 				c.Close()
 			}
 			if err != nil {
@@ -148,7 +148,7 @@ func runWriter() error {
 		}
 	}()
 	buf := make([]byte, *frame)
-	cpuSelf := func() int64 { u, s := stats.CPUSelf(); return u + s }
+	cpuSelf := func() int64 { u, s := srvstats.CPUSelf(); return u + s }
 	var (
 		res      = FloorResult{Conns: n}
 		writes   int64
@@ -195,7 +195,7 @@ func runWriter() error {
 			}
 		}
 		for _, fd := range fds {
-			if err := wsclient.WriteAll(fd, buf, 5*time.Second); err != nil {
+			if err := wsfleet.WriteAll(fd, buf, 5*time.Second); err != nil {
 				return err
 			}
 			writes++

@@ -28,7 +28,7 @@ import (
 	"os"
 	"time"
 
-	"github.com/livepoll/livepoll/bench/internal/proc"
+	"github.com/livepoll/livepoll/internal/proc"
 )
 
 var (

@@ -16,7 +16,7 @@ import (
 	"time"
 
 	"github.com/livepoll/livepoll/bench/internal/harness"
-	"github.com/livepoll/livepoll/bench/internal/proc"
+	"github.com/livepoll/livepoll/internal/proc"
 )
 
 // Result is one implementation's (or the floor's) run.

@@ -25,14 +25,14 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync/atomic"
+	"sync"
 	"text/tabwriter"
 	"time"
 
 	"github.com/livepoll/livepoll/bench/internal/harness"
-	"github.com/livepoll/livepoll/bench/internal/proc"
-	"github.com/livepoll/livepoll/bench/internal/stats"
-	"github.com/livepoll/livepoll/bench/internal/wsclient"
+	"github.com/livepoll/livepoll/internal/proc"
+	"github.com/livepoll/livepoll/internal/srvstats"
+	"github.com/livepoll/livepoll/internal/wsfleet"
 )
 
 var (
@@ -71,12 +71,12 @@ func main() {
 
 // Step is one measured connection count.
 type Step struct {
-	Conns      int              `json:"conns"`
-	RSS        uint64           `json:"rss_bytes"`  // minimum of three
-	HeapStack  uint64           `json:"heap_stack"` // heap_inuse+stack_inuse, minimum of three
-	Goroutines int              `json:"goroutines"` // of the last sample
-	FDs        int              `json:"fds"`        // of the last sample
-	Samples    []stats.Snapshot `json:"samples"`
+	Conns      int                 `json:"conns"`
+	RSS        uint64              `json:"rss_bytes"`  // minimum of three
+	HeapStack  uint64              `json:"heap_stack"` // heap_inuse+stack_inuse, minimum of three
+	Goroutines int                 `json:"goroutines"` // of the last sample
+	FDs        int                 `json:"fds"`        // of the last sample
+	Samples    []srvstats.Snapshot `json:"samples"`
 }
 
 // Result is one implementation's run.
@@ -306,15 +306,15 @@ func printTable(w io.Writer, results []Result, ns []int) {
 func runClient() error {
 	time.AfterFunc(*timeout, func() { os.Exit(2) })
 	maxFD, _ := proc.RaiseNOFILE()
-	var stop atomic.Bool
-	var loops []*wsclient.Loop
+	var loops []*wsfleet.Loop
+	var running sync.WaitGroup
 	for range 2 {
-		l, err := wsclient.NewLoop(int(maxFD), nil)
+		l, err := wsfleet.NewLoop(int(maxFD), nil)
 		if err != nil {
 			return err
 		}
 		loops = append(loops, l)
-		go l.Run(&stop)
+		running.Go(l.Run)
 	}
 	have := 0
 	in := bufio.NewScanner(os.Stdin)
@@ -323,16 +323,16 @@ func runClient() error {
 		if err != nil {
 			return err
 		}
-		spec := wsclient.DialSpec{
+		spec := wsfleet.DialSpec{
 			URL: *serverURL, From: have, To: n, Concurrency: *conc, Rate: *rate,
 			First: func(i int) []byte {
 				return fmt.Appendf(nil, `{"topic":"subscribe","data":{"topic":"room-%d"}}`, i%100)
 			},
-			Opened: func(i, fd int, leftover []byte) error {
-				return loops[i%len(loops)].Add(&wsclient.Conn{FD: fd, ID: i}, leftover)
+			Opened: func(d wsfleet.Dialed) error {
+				return loops[d.Index%len(loops)].Add(&wsfleet.Conn{FD: d.FD, ID: d.Index}, d.Leftover)
 			},
 		}
-		if err := wsclient.DialMany(context.Background(), spec); err != nil {
+		if err := wsfleet.DialMany(context.Background(), spec); err != nil {
 			return err
 		}
 		have = n
@@ -342,8 +342,10 @@ func runClient() error {
 		}
 		fmt.Printf("ok %d closed %d\n", n, closed)
 	}
-	stop.Store(true)
-	time.Sleep(100 * time.Millisecond)
+	for _, l := range loops {
+		l.Stop()
+	}
+	running.Wait()
 	for _, l := range loops {
 		l.CloseAll()
 	}

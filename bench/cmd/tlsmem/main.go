@@ -66,9 +66,9 @@ import (
 	"github.com/livepoll/livepoll/live"
 
 	"github.com/livepoll/livepoll/bench/internal/harness"
-	"github.com/livepoll/livepoll/bench/internal/proc"
-	"github.com/livepoll/livepoll/bench/internal/stats"
-	"github.com/livepoll/livepoll/bench/internal/wsclient"
+	"github.com/livepoll/livepoll/internal/proc"
+	"github.com/livepoll/livepoll/internal/srvstats"
+	"github.com/livepoll/livepoll/internal/wsfleet"
 )
 
 var (
@@ -114,7 +114,7 @@ func main() {
 
 // Snapshot is the JSON body of the server's /stats.
 type Snapshot struct {
-	stats.Snapshot
+	srvstats.Snapshot
 	TLSSessions  int64 `json:"tls_sessions"`
 	WSSessions   int64 `json:"ws_sessions"`
 	LiveSessions int   `json:"live_sessions"` // live.Server.Stats().Sessions
@@ -174,7 +174,7 @@ func runServer() error {
 			runtime.GC()
 			debug.FreeOSMemory()
 		}
-		s := Snapshot{Snapshot: stats.Take(&stats.Counters{}), TLSSessions: tlsN.Load(), WSSessions: wsN.Load()}
+		s := Snapshot{Snapshot: srvstats.Take(&srvstats.Counters{}), TLSSessions: tlsN.Load(), WSSessions: wsN.Load()}
 		s.Sessions = s.TLSSessions + s.WSSessions
 		s.LiveSessions = srv.Stats().Sessions
 		return s
@@ -250,7 +250,7 @@ func runClient() error {
 		TLSConfig: &tls.Config{InsecureSkipVerify: true}, // the server's self-signed certificate
 	}
 	dialOne := func(ctx context.Context, i int) error {
-		src := wsclient.SourceIPs[i%len(wsclient.SourceIPs)]
+		src := wsfleet.SourceIPs[i%len(wsfleet.SourceIPs)]
 		d := dialer
 		d.NetDial = func(ctx context.Context, network, addr string) (net.Conn, error) {
 			nd := net.Dialer{LocalAddr: &net.TCPAddr{IP: src}}
@@ -266,7 +266,7 @@ func runClient() error {
 					ws.PutReader(br) // the server sends nothing after the 101; nothing to keep
 				}
 				first := fmt.Appendf(nil, `{"topic":"subscribe","data":{"topic":"room-%d"}}`, i%100)
-				if _, err = conn.Write(wsclient.AppendClientFrame(nil, ws.OpText, first)); err == nil {
+				if _, err = conn.Write(wsfleet.AppendClientFrame(nil, ws.OpText, first)); err == nil {
 					mu.Lock()
 					conns = append(conns, conn)
 					mu.Unlock()

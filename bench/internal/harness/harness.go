@@ -7,19 +7,17 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
-	"github.com/livepoll/livepoll/bench/internal/stats"
+	"github.com/livepoll/livepoll/internal/proc"
+	"github.com/livepoll/livepoll/internal/srvstats"
 )
 
 const benchModule = "module github.com/livepoll/livepoll/bench"
@@ -72,20 +70,18 @@ func FreePort() (string, error) {
 	return ln.Addr().String(), nil
 }
 
-// Child is a started child process. Its stderr goes to a file (LogPath).
+// Child is a started child process (internal/proc: it dies with the driver) whose
+// stderr goes to a file, LogPath.
 type Child struct {
-	Cmd     *exec.Cmd
+	*proc.Child
 	LogPath string
-	done    chan struct{}
-	err     error
 }
 
 // Start starts name with args as a child that is killed when this process
 // dies (PDEATHSIG). Stderr goes to logPath; stdout and stdin are left to
-// the caller (set them on the returned Cmd via the setup callback).
+// the caller (set them on the Cmd via the setup callback).
 func Start(name string, args []string, logPath string, setup func(*exec.Cmd) error) (*Child, error) {
 	cmd := exec.Command(name, args...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	logf, err := os.Create(logPath)
 	if err != nil {
 		return nil, err
@@ -97,48 +93,16 @@ func Start(name string, args []string, logPath string, setup func(*exec.Cmd) err
 			return nil, err
 		}
 	}
-	if err := cmd.Start(); err != nil {
+	pc, err := proc.Start(cmd)
+	if err != nil {
 		logf.Close()
 		return nil, err
 	}
-	c := &Child{Cmd: cmd, LogPath: logPath, done: make(chan struct{})}
 	go func() {
-		c.err = cmd.Wait()
+		<-pc.Done()
 		logf.Close()
-		close(c.done)
 	}()
-	return c, nil
-}
-
-// Exited reports whether the child has exited.
-func (c *Child) Exited() bool {
-	select {
-	case <-c.done:
-		return true
-	default:
-		return false
-	}
-}
-
-// Wait waits for the child to exit, killing it after timeout.
-func (c *Child) Wait(timeout time.Duration) error {
-	select {
-	case <-c.done:
-	case <-time.After(timeout):
-		_ = c.Cmd.Process.Kill()
-		<-c.done
-		return fmt.Errorf("%s killed after %v", filepath.Base(c.Cmd.Path), timeout)
-	}
-	return c.err
-}
-
-// Stop sends SIGTERM, then SIGKILL after grace, and waits.
-func (c *Child) Stop(grace time.Duration) {
-	if c.Exited() {
-		return
-	}
-	_ = c.Cmd.Process.Signal(syscall.SIGTERM)
-	_ = c.Wait(grace)
+	return &Child{Child: pc, LogPath: logPath}, nil
 }
 
 // LogTail returns the last n lines of the child's stderr.
@@ -182,29 +146,13 @@ func StartServer(bin, logPath string, exitAfter time.Duration) (*Server, error) 
 	}
 }
 
-var statsClient = &http.Client{Timeout: 60 * time.Second}
-
 // FetchStats reads /stats of the server at addr; gc asks for a GC first.
-func FetchStats(addr string, gc bool) (stats.Snapshot, error) {
-	var s stats.Snapshot
-	url := "http://" + addr + "/stats"
-	if gc {
-		url += "?gc=1"
-	}
-	resp, err := statsClient.Get(url)
-	if err != nil {
-		return s, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return s, fmt.Errorf("GET %s: %s", url, resp.Status)
-	}
-	err = json.NewDecoder(resp.Body).Decode(&s)
-	return s, err
+func FetchStats(addr string, gc bool) (srvstats.Snapshot, error) {
+	return srvstats.Fetch(context.Background(), "http://"+addr+"/stats", gc)
 }
 
 // WaitSessions polls /stats until it reports want sessions or timeout passes.
-func WaitSessions(addr string, want int64, timeout time.Duration) (stats.Snapshot, error) {
+func WaitSessions(addr string, want int64, timeout time.Duration) (srvstats.Snapshot, error) {
 	deadline := time.Now().Add(timeout)
 	for {
 		s, err := FetchStats(addr, false)

@@ -33,8 +33,8 @@ import (
 
 	"github.com/gorilla/websocket"
 
-	"github.com/livepoll/livepoll/bench/internal/proc"
-	"github.com/livepoll/livepoll/bench/internal/stats"
+	"github.com/livepoll/livepoll/internal/proc"
+	stats "github.com/livepoll/livepoll/internal/srvstats"
 )
 
 // queueSize is the per-connection send queue, as in mizu's live (and in

@@ -43,8 +43,8 @@ import (
 
 	"github.com/lxzan/gws"
 
-	"github.com/livepoll/livepoll/bench/internal/proc"
-	"github.com/livepoll/livepoll/bench/internal/stats"
+	"github.com/livepoll/livepoll/internal/proc"
+	stats "github.com/livepoll/livepoll/internal/srvstats"
 )
 
 func main() {

@@ -16,8 +16,8 @@ import (
 
 	"github.com/go-mizu/mizu/live"
 
-	"github.com/livepoll/livepoll/bench/internal/proc"
-	"github.com/livepoll/livepoll/bench/internal/stats"
+	"github.com/livepoll/livepoll/internal/proc"
+	stats "github.com/livepoll/livepoll/internal/srvstats"
 )
 
 func main() {

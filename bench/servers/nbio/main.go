@@ -49,8 +49,8 @@ import (
 	"github.com/lesismal/nbio/nbhttp"
 	"github.com/lesismal/nbio/nbhttp/websocket"
 
-	"github.com/livepoll/livepoll/bench/internal/proc"
-	"github.com/livepoll/livepoll/bench/internal/stats"
+	"github.com/livepoll/livepoll/internal/proc"
+	stats "github.com/livepoll/livepoll/internal/srvstats"
 )
 
 func main() {

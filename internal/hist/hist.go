@@ -4,6 +4,8 @@
 package hist
 
 import (
+	"encoding/json"
+	"fmt"
 	"math/bits"
 	"time"
 )
@@ -80,4 +82,44 @@ func (h *Hist) Quantile(q float64) time.Duration {
 		}
 	}
 	return time.Duration(h.max)
+}
+
+// wire is the JSON form of a Hist: the non-empty buckets as [index, count] pairs.
+type wire struct {
+	N       uint64      `json:"n"`
+	Max     int64       `json:"max_ns"`
+	Buckets [][2]uint64 `json:"buckets"`
+}
+
+// MarshalJSON encodes h compactly (the non-empty buckets only), so that processes can
+// send their histograms to one that merges them.
+func (h *Hist) MarshalJSON() ([]byte, error) {
+	w := wire{N: h.n, Max: h.max, Buckets: [][2]uint64{}}
+	for i, c := range h.counts {
+		if c > 0 {
+			w.Buckets = append(w.Buckets, [2]uint64{uint64(i), c})
+		}
+	}
+	return json.Marshal(w)
+}
+
+// UnmarshalJSON decodes what MarshalJSON wrote, replacing h's contents.
+func (h *Hist) UnmarshalJSON(b []byte) error {
+	var w wire
+	if err := json.Unmarshal(b, &w); err != nil {
+		return err
+	}
+	*h = Hist{n: w.N, max: w.Max}
+	var sum uint64
+	for _, bc := range w.Buckets {
+		if bc[0] >= uint64(len(h.counts)) {
+			return fmt.Errorf("hist: bucket %d out of range", bc[0])
+		}
+		h.counts[bc[0]] += bc[1]
+		sum += bc[1]
+	}
+	if sum != w.N {
+		return fmt.Errorf("hist: buckets hold %d values, n says %d", sum, w.N)
+	}
+	return nil
 }

@@ -1,6 +1,7 @@
 package hist
 
 import (
+	"encoding/json"
 	"math/rand/v2"
 	"slices"
 	"testing"
@@ -33,5 +34,49 @@ func TestQuantileWithinBucketError(t *testing.T) {
 	}
 	if h.Max() != time.Duration(vals[len(vals)-1]) {
 		t.Errorf("max %v, want %v", h.Max(), vals[len(vals)-1])
+	}
+}
+
+func TestJSONRoundTrip(t *testing.T) {
+	var h Hist
+	for i := range 10000 {
+		h.Record(int64(i * i))
+	}
+	b, err := json.Marshal(&h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got Hist
+	if err := json.Unmarshal(b, &got); err != nil {
+		t.Fatal(err)
+	}
+	if got != h {
+		t.Fatalf("round trip changed the histogram: %s", b)
+	}
+	var empty Hist
+	if b, _ := json.Marshal(&empty); string(b) != `{"n":0,"max_ns":0,"buckets":[]}` {
+		t.Errorf("empty: %s", b)
+	}
+	for _, bad := range []string{`{"n":1,"buckets":[[99999,1]]}`, `{"n":2,"buckets":[[1,1]]}`} {
+		if err := json.Unmarshal([]byte(bad), &got); err == nil {
+			t.Errorf("%s: no error", bad)
+		}
+	}
+}
+
+func TestMerge(t *testing.T) {
+	var a, b, all Hist
+	for i := range 1000 {
+		v := int64(i) * 1000
+		all.Record(v)
+		if i%2 == 0 {
+			a.Record(v)
+		} else {
+			b.Record(v)
+		}
+	}
+	a.Merge(&b)
+	if a != all {
+		t.Error("merge of two halves differs from the whole")
 	}
 }

@@ -1,18 +1,17 @@
-// Package stats serves the /stats endpoint shared by the benchmark servers:
-// a session count kept by the app plus the process's memory, goroutine, fd
-// and CPU figures, so that a driver can read them over HTTP.
-package stats
+// Package srvstats serves and reads the /stats endpoint of the test and benchmark servers
+// (cmd/loadgen's own server, bench/servers/*): a session count kept by the app plus the
+// process's memory, goroutine, descriptor and CPU figures, as JSON.
+package srvstats
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
-	"os"
 	"runtime"
 	"runtime/debug"
-	"strconv"
-	"strings"
 	"sync/atomic"
-	"syscall"
+	"time"
 )
 
 // Counters are kept by the app's live callbacks. All fields are safe for
@@ -29,7 +28,8 @@ type Counters struct {
 	Closes atomic.Int64
 }
 
-// Snapshot is the JSON body of /stats.
+// Snapshot is the JSON body of /stats. The process figures (RSSBytes, FDs, CPU) are
+// read from /proc and getrusage on Linux and are zero (FDs -1) elsewhere.
 type Snapshot struct {
 	Sessions   int64  `json:"sessions"`
 	Auths      int64  `json:"auths"`
@@ -74,42 +74,40 @@ func Take(c *Counters) Snapshot {
 		StackInuse: ms.StackInuse,
 		Sys:        ms.Sys,
 		Goroutines: runtime.NumGoroutine(),
-		FDs:        countFDs(),
+		FDs:        FDs(),
 		CPUUserNs:  user,
 		CPUSysNs:   sys,
 	}
 }
 
-// RSS returns VmRSS of this process in bytes, or 0 if unknown.
-func RSS() uint64 {
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return 0
-	}
-	for line := range strings.SplitSeq(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			kb, _ := strconv.ParseUint(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
-			return kb << 10
-		}
-	}
-	return 0
+// client keeps no idle connections: a reading every second or so does not need them,
+// and an idle connection is a goroutine that outlives the caller.
+var client = &http.Client{
+	Timeout:   60 * time.Second,
+	Transport: &http.Transport{DisableKeepAlives: true},
 }
 
-// CPUSelf returns this process's user and system CPU time in nanoseconds.
-func CPUSelf() (user, sys int64) {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0, 0
+// Fetch reads the /stats endpoint at url (http://host:port/stats); gc asks the server
+// to collect garbage first (?gc=1). It gives up when ctx is done or after 60 s.
+func Fetch(ctx context.Context, url string, gc bool) (Snapshot, error) {
+	var s Snapshot
+	if gc {
+		url += "?gc=1"
 	}
-	return ru.Utime.Nano(), ru.Stime.Nano()
-}
-
-func countFDs() int {
-	f, err := os.Open("/proc/self/fd")
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
-		return -1
+		return s, err
 	}
-	defer f.Close()
-	names, _ := f.Readdirnames(-1)
-	return len(names) - 1 // the directory's own fd
+	resp, err := client.Do(req)
+	if err != nil {
+		return s, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return s, fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&s); err != nil {
+		return s, fmt.Errorf("GET %s: %w", url, err)
+	}
+	return s, nil
 }

@@ -1,0 +1,229 @@
+package wsfleet
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/gobwas/ws"
+	"golang.org/x/sys/unix"
+)
+
+// SourceIPs are the default loopback source addresses connections are spread
+// over, so that the fleet does not run out of ephemeral ports.
+var SourceIPs = LoopbackSources(8)
+
+// LoopbackSources returns n loopback addresses from 127.0.0.2 on (127.0.0.2 …
+// 127.0.0.255, 127.0.1.0, …). Every 127.0.0.0/8 address is local on Linux.
+func LoopbackSources(n int) []net.IP {
+	ips := make([]net.IP, 0, n)
+	for i := range n {
+		v := i + 2
+		ips = append(ips, net.IPv4(127, byte(v>>16), byte(v>>8), byte(v)))
+	}
+	return ips
+}
+
+// Dial opens a WebSocket connection to url from source address src (nil: the kernel
+// picks), writes first (if not nil) as one masked text frame, and detaches the socket
+// from the Go runtime. It returns the raw non-blocking fd, which the caller owns, and
+// any bytes the server sent right behind the handshake. A non-101 answer is a
+// ws.StatusError.
+//
+// The source address is bound with IP_BIND_ADDRESS_NO_PORT, so the kernel picks the
+// port at connect time and needs it unique only per destination (and may reuse
+// TIME_WAIT ports), rather than reserving it at bind time for every destination.
+func Dial(ctx context.Context, url string, src net.IP, first []byte) (fd int, leftover []byte, err error) {
+	d := ws.Dialer{
+		NetDial: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			nd := net.Dialer{}
+			if src != nil {
+				nd.LocalAddr = &net.TCPAddr{IP: src}
+				nd.Control = bindNoPort
+			}
+			return nd.DialContext(ctx, network, addr)
+		},
+	}
+	conn, br, _, err := d.Dial(ctx, url)
+	if err != nil {
+		return -1, nil, err
+	}
+	defer conn.Close()
+	if br != nil {
+		leftover = make([]byte, br.Buffered())
+		_, _ = br.Read(leftover)
+		ws.PutReader(br)
+	}
+	if first != nil {
+		if _, err := conn.Write(AppendClientFrame(nil, ws.OpText, first)); err != nil {
+			return -1, nil, err
+		}
+	}
+	if fd, err = Detach(conn); err != nil {
+		return -1, nil, err
+	}
+	return fd, leftover, nil
+}
+
+func bindNoPort(network, address string, rc syscall.RawConn) error {
+	var serr error
+	err := rc.Control(func(fd uintptr) {
+		serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_IP, unix.IP_BIND_ADDRESS_NO_PORT, 1)
+	})
+	if err != nil {
+		return err
+	}
+	return serr
+}
+
+// Detach returns a dup of conn's socket, which stays non-blocking (and
+// TCP_NODELAY: the dup shares the file description). The caller owns the new
+// fd and should close conn, which then only drops the Go runtime's
+// registration and the original number.
+func Detach(conn net.Conn) (int, error) {
+	sc, ok := conn.(syscall.Conn)
+	if !ok {
+		return -1, fmt.Errorf("wsfleet: %T has no SyscallConn", conn)
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return -1, err
+	}
+	fd := -1
+	var dupErr error
+	if err := rc.Control(func(s uintptr) { fd, dupErr = syscall.Dup(int(s)) }); err != nil {
+		return -1, err
+	}
+	if dupErr != nil {
+		return -1, dupErr
+	}
+	syscall.CloseOnExec(fd)
+	return fd, nil
+}
+
+// DialSpec says how DialMany opens connections.
+type DialSpec struct {
+	URL         string
+	From, To    int           // connection indexes [From, To)
+	Concurrency int           // dials in flight at once (0: 1)
+	Rate        int           // connections per second at most (0: unbounded)
+	Sources     []net.IP      // connection i dials from Sources[i%len] (nil: SourceIPs; a nil entry: no binding)
+	Attempts    int           // tries per connection (0: 3)
+	Timeout     time.Duration // per attempt: connect and handshake (0: 10 s)
+	// First returns the first message of connection i (nil: none).
+	First func(i int) []byte
+	// Opened receives each new connection, which it then owns; it may be called
+	// concurrently. An error stops DialMany, which returns it.
+	Opened func(d Dialed) error
+	// Failed, if set, receives each connection whose attempts all failed, with the last
+	// error, and DialMany goes on; it may be called concurrently. If nil, the first such
+	// failure stops DialMany, which returns it.
+	Failed func(i int, err error)
+}
+
+// Dialed is a connection DialMany opened.
+type Dialed struct {
+	Index    int
+	FD       int           // the raw socket (see Dial)
+	Leftover []byte        // bytes received right behind the handshake
+	Took     time.Duration // connect and handshake of the attempt that succeeded
+}
+
+// DialMany opens connections From..To-1 at no more than Rate per second (paced in 10 ms
+// batches), Concurrency at a time. It returns when every connection has been dialed or
+// ctx is done.
+func DialMany(ctx context.Context, s DialSpec) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	if s.Sources == nil {
+		s.Sources = SourceIPs
+	}
+	if s.Attempts <= 0 {
+		s.Attempts = 3
+	}
+	if s.Timeout <= 0 {
+		s.Timeout = 10 * time.Second
+	}
+	jobs := make(chan int)
+	var wg sync.WaitGroup
+	for range max(1, s.Concurrency) {
+		wg.Go(func() {
+			for i := range jobs {
+				if err := dialOne(ctx, s, i); err != nil {
+					cancel(err)
+				}
+			}
+		})
+	}
+	// Pace in 10 ms batches rather than one timer per connection.
+	const tick = 10 * time.Millisecond
+	perTick := s.To - s.From
+	if s.Rate > 0 {
+		perTick = max(1, s.Rate/int(time.Second/tick))
+	}
+	next := time.Now()
+feed:
+	for i := s.From; i < s.To; {
+		for k := 0; k < perTick && i < s.To; k++ {
+			select {
+			case jobs <- i:
+				i++
+			case <-ctx.Done():
+				break feed
+			}
+		}
+		next = next.Add(tick)
+		if wait := time.Until(next); wait > 0 {
+			t := time.NewTimer(wait)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+				break feed
+			}
+		}
+	}
+	close(jobs)
+	wg.Wait()
+	if err := context.Cause(ctx); err != nil && err != context.Canceled {
+		return err
+	}
+	return nil
+}
+
+func dialOne(ctx context.Context, s DialSpec, i int) error {
+	var first []byte
+	if s.First != nil {
+		first = s.First(i)
+	}
+	var err error
+	for attempt := range s.Attempts {
+		if ctx.Err() != nil {
+			return nil // stopped: by the caller, or another connection's error is the one reported
+		}
+		if attempt > 0 {
+			time.Sleep(time.Duration(attempt) * 100 * time.Millisecond)
+		}
+		var fd int
+		var leftover []byte
+		dctx, cancel := context.WithTimeout(ctx, s.Timeout)
+		start := time.Now()
+		fd, leftover, err = Dial(dctx, s.URL, s.Sources[i%len(s.Sources)], first)
+		took := time.Since(start)
+		cancel()
+		if err == nil {
+			return s.Opened(Dialed{Index: i, FD: fd, Leftover: leftover, Took: took})
+		}
+	}
+	if ctx.Err() != nil {
+		return nil
+	}
+	if s.Failed != nil {
+		s.Failed(i, err)
+		return nil
+	}
+	return fmt.Errorf("dial %d: %w", i, err)
+}

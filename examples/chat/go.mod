@@ -3,6 +3,7 @@ module github.com/livepoll/livepoll/examples/chat
 go 1.26.0
 
 require (
+	github.com/coder/websocket v1.8.15
 	github.com/livepoll/livepoll v0.0.0
 	golang.org/x/text v0.43.0
 )

@@ -54,7 +54,7 @@ function notice(text) {
 
 function renderMembers() {
   const list = [...members].sort(([idA, a], [idB, b]) =>
-    a.user < b.user ? -1 : a.user > b.user ? 1 : idA < idB ? -1 : idA > idB ? 1 : 0);
+    a.user.localeCompare(b.user) || (idA < idB ? -1 : idA > idB ? 1 : 0));
   const ul = $('members');
   ul.replaceChildren();
   for (const [id, m] of list) {

@@ -232,8 +232,9 @@ func TestExplicitLeave(t *testing.T) {
 
 	ann.send("leave", map[string]string{"room": "lobby"})
 	bob.wantEvent("leave", "lobby", "ann")
-	// Publish returns once every local subscriber has the message, and bob's requests run
-	// in order: when bob sees his here, his chat has reached everyone it was going to.
+	// Publish returns once the message is on every local subscriber's queue, and bob's
+	// requests run in order: when bob sees his here, his chat is queued for everyone it
+	// was going to, ahead of anything ann is sent from now on.
 	bob.send("chat", map[string]string{"room": "lobby", "text": "ann is gone"})
 	bob.send("here", map[string]string{"room": "lobby"})
 	bob.wantEvent("message", "lobby", "bob")

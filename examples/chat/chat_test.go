@@ -138,85 +138,89 @@ func TestNameOncePerNode(t *testing.T) {
 // TestPresenceAcrossNodes: the flow the page drives, with ann and bob on two nodes.
 func TestPresenceAcrossNodes(t *testing.T) {
 	t.Parallel()
-	nodes := startNodes(t, 2, noRoster)
-	a, b := nodes[0], nodes[1]
+	forEachCluster(t, func(t *testing.T, c cluster) {
+		nodes := c.start(t, 2, noRoster)
+		a, b := nodes[0], nodes[1]
 
-	ann := a.dial(t, "ann")
-	ann.join("lobby")
-	a.waitInterest(t, 1)
-	bob := b.dial(t, "bob")
-	bob.join("lobby")
-	b.waitInterest(t, 1)
+		ann := a.dial(t, "ann")
+		ann.join("lobby")
+		a.waitInterest(t, 1)
+		bob := b.dial(t, "bob")
+		bob.join("lobby")
+		b.waitInterest(t, 1)
 
-	if ev := ann.wantEvent("join", "lobby", "bob"); ev.ID != bob.id {
-		t.Errorf("bob's join has ID %s, want %s", ev.ID, bob.id)
-	}
-	// ann's page answers the join; bob learns that ann is in the room.
-	ann.send("here", map[string]string{"room": "lobby"})
-	if ev := bob.wantEvent("here", "lobby", "ann"); ev.ID != ann.id {
-		t.Errorf("ann's here has ID %s, want %s", ev.ID, ann.id)
-	}
-	ann.wantEvent("here", "lobby", "ann")
-
-	const text = `hi <b>bob</b> & "co"`
-	ann.send("chat", map[string]string{"room": "lobby", "text": text})
-	for _, c := range []*client{ann, bob} {
-		if ev := c.wantEvent("message", "lobby", "ann"); ev.Text != text || ev.ID != ann.id {
-			t.Errorf("%s got message %+v, want %q from %s", c.name, ev, text, ann.id)
+		if ev := ann.wantEvent("join", "lobby", "bob"); ev.ID != bob.id {
+			t.Errorf("bob's join has ID %s, want %s", ev.ID, bob.id)
 		}
-	}
-	bob.send("chat", map[string]string{"room": "lobby", "text": "hello ann"})
-	for _, c := range []*client{bob, ann} {
-		if ev := c.wantEvent("message", "lobby", "bob"); ev.Text != "hello ann" {
-			t.Errorf("%s got message %+v, want bob's", c.name, ev)
+		// ann's page answers the join; bob learns that ann is in the room.
+		ann.send("here", map[string]string{"room": "lobby"})
+		if ev := bob.wantEvent("here", "lobby", "ann"); ev.ID != ann.id {
+			t.Errorf("ann's here has ID %s, want %s", ev.ID, ann.id)
 		}
-	}
+		ann.wantEvent("here", "lobby", "ann")
 
-	bob.close()
-	if ev := ann.wantEvent("leave", "lobby", "bob"); ev.ID != bob.id {
-		t.Errorf("bob's leave has ID %s, want %s", ev.ID, bob.id)
-	}
+		const text = `hi <b>bob</b> & "co"`
+		ann.send("chat", map[string]string{"room": "lobby", "text": text})
+		for _, c := range []*client{ann, bob} {
+			if ev := c.wantEvent("message", "lobby", "ann"); ev.Text != text || ev.ID != ann.id {
+				t.Errorf("%s got message %+v, want %q from %s", c.name, ev, text, ann.id)
+			}
+		}
+		bob.send("chat", map[string]string{"room": "lobby", "text": "hello ann"})
+		for _, c := range []*client{bob, ann} {
+			if ev := c.wantEvent("message", "lobby", "bob"); ev.Text != "hello ann" {
+				t.Errorf("%s got message %+v, want bob's", c.name, ev)
+			}
+		}
+
+		bob.close()
+		if ev := ann.wantEvent("leave", "lobby", "bob"); ev.ID != bob.id {
+			t.Errorf("bob's leave has ID %s, want %s", ev.ID, bob.id)
+		}
+	})
 }
 
 // TestRooms: events stay in their room; a closed session leaves every room it was in,
 // also when it vanishes without a closing handshake.
 func TestRooms(t *testing.T) {
 	t.Parallel()
-	nodes := startNodes(t, 2, noRoster)
-	a, b := nodes[0], nodes[1]
+	forEachCluster(t, func(t *testing.T, c cluster) {
+		nodes := c.start(t, 2, noRoster)
+		a, b := nodes[0], nodes[1]
 
-	ann := a.dial(t, "ann")
-	ann.join("lobby")
-	ann.join("den")
-	a.waitInterest(t, 2)
-	carol := b.dial(t, "carol")
-	carol.join("lobby")
-	dave := b.dial(t, "dave")
-	dave.join("den")
-	b.waitInterest(t, 2)
-	ann.wantEvent("join", "lobby", "carol")
-	ann.wantEvent("join", "den", "dave")
+		ann := a.dial(t, "ann")
+		ann.join("lobby")
+		ann.join("den")
+		a.waitInterest(t, 2)
+		carol := b.dial(t, "carol")
+		carol.join("lobby")
+		dave := b.dial(t, "dave")
+		dave.join("den")
+		b.waitInterest(t, 2)
+		ann.wantEvent("join", "lobby", "carol")
+		ann.wantEvent("join", "den", "dave")
 
-	ann.send("chat", map[string]string{"room": "den", "text": "den only"})
-	ann.send("chat", map[string]string{"room": "lobby", "text": "lobby only"})
-	if ev := dave.wantEvent("message", "den", "ann"); ev.Text != "den only" {
-		t.Errorf("dave got %+v", ev)
-	}
-	if ev := carol.wantEvent("message", "lobby", "ann"); ev.Text != "lobby only" {
-		t.Errorf("carol got %+v, want only the lobby's message", ev)
-	}
-	carol.send("chat", map[string]string{"room": "den", "text": "let me in"})
-	carol.wantError("not in this room")
-	carol.send("here", map[string]string{"room": "den"})
-	carol.wantError("not in this room")
+		ann.send("chat", map[string]string{"room": "den", "text": "den only"})
+		ann.send("chat", map[string]string{"room": "lobby", "text": "lobby only"})
+		if ev := dave.wantEvent("message", "den", "ann"); ev.Text != "den only" {
+			t.Errorf("dave got %+v", ev)
+		}
+		if ev := carol.wantEvent("message", "lobby", "ann"); ev.Text != "lobby only" {
+			t.Errorf("carol got %+v, want only the lobby's message", ev)
+		}
+		carol.send("chat", map[string]string{"room": "den", "text": "let me in"})
+		carol.wantError("not in this room")
+		carol.send("here", map[string]string{"room": "den"})
+		carol.wantError("not in this room")
 
-	ann.drop()
-	carol.wantEvent("leave", "lobby", "ann")
-	dave.wantEvent("leave", "den", "ann")
-	waitFor(t, "node a to forget its rooms", func() bool {
-		a.mu.Lock()
-		defer a.mu.Unlock()
-		return len(a.rooms) == 0 && len(a.sessions) == 0 && len(a.names) == 0
+		ann.drop()
+		carol.wantEvent("leave", "lobby", "ann")
+		dave.wantEvent("leave", "den", "ann")
+		waitFor(t, "node a to forget its rooms", func() bool {
+			a.mu.Lock()
+			defer a.mu.Unlock()
+			return len(a.rooms) == 0 && len(a.sessions) == 0 && len(a.names) == 0
+		})
 	})
 }
 
@@ -252,67 +256,69 @@ func TestExplicitLeave(t *testing.T) {
 // roster of that node names the member again.
 func TestRosters(t *testing.T) {
 	t.Parallel()
-	const refresh = 40 * time.Millisecond
-	nodes := startNodes(t, 2, refresh)
-	a, b := nodes[0], nodes[1]
-	ann := a.dial(t, "ann")
-	ann.join("lobby")
-	a.waitInterest(t, 1)
-	bob := b.dial(t, "bob")
-	bob.join("lobby")
+	forEachCluster(t, func(t *testing.T, c cluster) {
+		const refresh = 40 * time.Millisecond
+		nodes := c.start(t, 2, refresh)
+		a, b := nodes[0], nodes[1]
+		ann := a.dial(t, "ann")
+		ann.join("lobby")
+		a.waitInterest(t, 1)
+		bob := b.dial(t, "bob")
+		bob.join("lobby")
 
-	// ann hears rosters of both nodes: each names only its own members.
-	heard := map[string]bool{}
-	var bobLeft bool
-	deadline := time.After(waitTimeout)
-	for !(heard["ann"] && heard["bob"]) {
-		select {
-		case e, ok := <-ann.in:
-			if !ok {
-				t.Fatal("ann's connection closed")
-			}
-			ev := decodeEvent(t, e)
-			if ev.Type != "roster" {
-				continue
-			}
-			if len(ev.Members) != 1 {
-				t.Fatalf("roster %+v names members of two nodes", ev)
-			}
-			heard[ev.Members[0].User] = true
-		case <-deadline:
-			t.Fatalf("rosters heard by ann within %v: %v", waitTimeout, heard)
-		}
-	}
-
-	bob.send("leave", map[string]string{"room": "lobby"})
-	rostersAfter := 0
-	for rostersAfter < 5 { // five of node a's, with none of node b's naming bob
-		select {
-		case e, ok := <-ann.in:
-			if !ok {
-				t.Fatal("ann's connection closed")
-			}
-			ev := decodeEvent(t, e)
-			switch {
-			case ev.Type == "leave" && ev.User == "bob":
-				bobLeft = true
-			case ev.Type == "roster" && slices.ContainsFunc(ev.Members, func(p person) bool { return p.User == "bob" }):
-				if bobLeft {
-					t.Fatalf("roster %+v names bob after his leave", ev)
+		// ann hears rosters of both nodes: each names only its own members.
+		heard := map[string]bool{}
+		var bobLeft bool
+		deadline := time.After(waitTimeout)
+		for !(heard["ann"] && heard["bob"]) {
+			select {
+			case e, ok := <-ann.in:
+				if !ok {
+					t.Fatal("ann's connection closed")
 				}
-			case ev.Type == "roster" && bobLeft:
-				rostersAfter++
+				ev := decodeEvent(t, e)
+				if ev.Type != "roster" {
+					continue
+				}
+				if len(ev.Members) != 1 {
+					t.Fatalf("roster %+v names members of two nodes", ev)
+				}
+				heard[ev.Members[0].User] = true
+			case <-deadline:
+				t.Fatalf("rosters heard by ann within %v: %v", waitTimeout, heard)
 			}
-		case <-deadline:
-			t.Fatalf("after bob's leave (seen: %v), ann heard %d rosters within %v", bobLeft, rostersAfter, waitTimeout)
 		}
-	}
-	b.mu.Lock()
-	rooms := len(b.rooms)
-	b.mu.Unlock()
-	if rooms != 0 {
-		t.Errorf("node b still has %d rooms with no one in them", rooms)
-	}
+
+		bob.send("leave", map[string]string{"room": "lobby"})
+		rostersAfter := 0
+		for rostersAfter < 5 { // five of node a's, with none of node b's naming bob
+			select {
+			case e, ok := <-ann.in:
+				if !ok {
+					t.Fatal("ann's connection closed")
+				}
+				ev := decodeEvent(t, e)
+				switch {
+				case ev.Type == "leave" && ev.User == "bob":
+					bobLeft = true
+				case ev.Type == "roster" && slices.ContainsFunc(ev.Members, func(p person) bool { return p.User == "bob" }):
+					if bobLeft {
+						t.Fatalf("roster %+v names bob after his leave", ev)
+					}
+				case ev.Type == "roster" && bobLeft:
+					rostersAfter++
+				}
+			case <-deadline:
+				t.Fatalf("after bob's leave (seen: %v), ann heard %d rosters within %v", bobLeft, rostersAfter, waitTimeout)
+			}
+		}
+		b.mu.Lock()
+		rooms := len(b.rooms)
+		b.mu.Unlock()
+		if rooms != 0 {
+			t.Errorf("node b still has %d rooms with no one in them", rooms)
+		}
+	})
 }
 
 func decodeEvent(t *testing.T, e envelope) event {
@@ -328,29 +334,31 @@ func decodeEvent(t *testing.T, e envelope) event {
 // the other nodes hear their leaves.
 func TestShutdownAnnouncesLeaves(t *testing.T) {
 	t.Parallel()
-	nodes := startNodes(t, 2, noRoster)
-	a, b := nodes[0], nodes[1]
-	ann := a.dial(t, "ann")
-	ann.join("lobby")
-	a.waitInterest(t, 1)
-	bob := b.dial(t, "bob")
-	bob.join("lobby")
-	ann.wantEvent("join", "lobby", "bob")
+	forEachCluster(t, func(t *testing.T, c cluster) {
+		nodes := c.start(t, 2, noRoster)
+		a, b := nodes[0], nodes[1]
+		ann := a.dial(t, "ann")
+		ann.join("lobby")
+		a.waitInterest(t, 1)
+		bob := b.dial(t, "bob")
+		bob.join("lobby")
+		ann.wantEvent("join", "lobby", "bob")
 
-	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
-	defer cancel()
-	if err := b.shutdown(ctx); err != nil {
-		t.Fatalf("shutdown: %v", err)
-	}
-	ann.wantEvent("leave", "lobby", "bob")
-	select {
-	case e, ok := <-bob.in:
-		if ok {
-			t.Fatalf("bob got %s %s, want the connection closed", e.Topic, e.Data)
+		ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+		defer cancel()
+		if err := b.shutdown(ctx); err != nil {
+			t.Fatalf("shutdown: %v", err)
 		}
-	case <-time.After(waitTimeout):
-		t.Fatal("bob's connection is still open after the shutdown")
-	}
+		ann.wantEvent("leave", "lobby", "bob")
+		select {
+		case e, ok := <-bob.in:
+			if ok {
+				t.Fatalf("bob got %s %s, want the connection closed", e.Topic, e.Data)
+			}
+		case <-time.After(waitTimeout):
+			t.Fatal("bob's connection is still open after the shutdown")
+		}
+	})
 }
 
 // TestBadRequests: every refused request gets an error and leaves the session open.

@@ -27,17 +27,62 @@ const waitTimeout = 5 * time.Second
 type testNode struct {
 	*node
 	base string // http://127.0.0.1:port
+	// settle returns once what the node handed to its broker so far has reached the
+	// broker itself, so a node that subscribes later does not receive it.
+	settle func(t *testing.T)
+}
+
+// cluster makes the Brokers of one test's nodes. newBroker returns a node's Broker and
+// its settle function; it may register cleanups, which run after the node's shutdown.
+type cluster struct {
+	name      string
+	newBroker func(t *testing.T) (live.Broker, func(t *testing.T))
+}
+
+// memoryCluster joins the nodes with a live.MemoryBroker, which delivers synchronously.
+func memoryCluster() cluster {
+	var mb *live.MemoryBroker
+	return cluster{name: "memory", newBroker: func(t *testing.T) (live.Broker, func(*testing.T)) {
+		if mb == nil {
+			mb = live.NewMemoryBroker()
+		}
+		return mb.Node(), func(*testing.T) {}
+	}}
+}
+
+// clusterKinds are the brokers the cross-node tests run on; new sets one up for a test.
+var clusterKinds = []struct {
+	name string
+	new  func(t *testing.T) cluster
+}{
+	{"memory", func(*testing.T) cluster { return memoryCluster() }},
+}
+
+// forEachCluster runs test as a parallel subtest on each kind of cluster.
+func forEachCluster(t *testing.T, test func(t *testing.T, c cluster)) {
+	for _, kind := range clusterKinds {
+		t.Run(kind.name, func(t *testing.T) {
+			t.Parallel()
+			test(t, kind.new(t))
+		})
+	}
 }
 
 // startNodes starts count nodes sharing one live.MemoryBroker, as two processes would share
 // NATS or Redis. They shut down when the test ends.
 func startNodes(t *testing.T, count int, refresh time.Duration) []*testNode {
 	t.Helper()
-	cluster := live.NewMemoryBroker()
+	return memoryCluster().start(t, count, refresh)
+}
+
+// start starts count nodes on the cluster's broker; they shut down when the test ends.
+func (c cluster) start(t *testing.T, count int, refresh time.Duration) []*testNode {
+	t.Helper()
 	nodes := make([]*testNode, count)
 	for i := range nodes {
+		b, settle := c.newBroker(t)
 		n := newNode(nodeOptions{
-			Broker:  cluster.Node(),
+			Broker:  b,
 			Refresh: refresh,
 			Logger:  slog.New(slog.DiscardHandler),
 		})
@@ -50,7 +95,7 @@ func startNodes(t *testing.T, count int, refresh time.Duration) []*testNode {
 				t.Errorf("node %d shutdown: %v", i, err)
 			}
 		})
-		nodes[i] = &testNode{node: n, base: hs.URL}
+		nodes[i] = &testNode{node: n, base: hs.URL, settle: settle}
 	}
 	return nodes
 }
@@ -267,6 +312,7 @@ func (c *client) join(room string) {
 	waitFor(c.t, c.name+"'s join to reach the broker", func() bool {
 		return c.node.srv.Stats().Broker.Published > published
 	})
+	c.node.settle(c.t)
 }
 
 // waitFor polls cond until it holds or waitTimeout passes.

@@ -74,7 +74,7 @@ func (s *Session) readReady() {
 		return
 	}
 	if s.pre != nil {
-		p := s.pre
+		p := *s.pre
 		s.pre = nil
 		s.received(p)
 	}
@@ -260,9 +260,19 @@ func (s *Session) closeStarted() {
 	}
 }
 
+// closeSocket closes the session's descriptor: through its net.Conn when it kept one (the
+// portable path, or a descriptor that could not be detached), directly otherwise.
+func (s *Session) closeSocket() {
+	if s.conn != nil {
+		_ = s.conn.Close()
+	} else if s.fd >= 0 {
+		_ = sysClose(s.fd)
+	}
+}
+
 // finish closes the socket, once: no write can start after fdOpen is cleared, the poller
 // forgets the registration (waiting out an event being dispatched), and then the
-// descriptor is closed through its net.Conn.
+// descriptor is closed.
 func (s *Session) finish() {
 	if s.state.Load() == stateClosed {
 		return
@@ -278,7 +288,7 @@ func (s *Session) finish() {
 	if s.ready.Load() {
 		_ = s.srv.eng.poll.Remove(s.token)
 	}
-	_ = s.conn.Close()
+	s.closeSocket()
 	if s.blk != nil {
 		s.blk.stop()
 	}

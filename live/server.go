@@ -209,7 +209,7 @@ func (srv *Server) closingDown() bool {
 // close the connection; the sweeper finishes it after that.
 func (srv *Server) watchClosing(s *Session, deadline time.Time) {
 	srv.closingMu.Lock()
-	s.deadline = deadline
+	s.deadline = deadline.UnixNano()
 	srv.closing[s] = struct{}{}
 	srv.closingMu.Unlock()
 }
@@ -240,7 +240,7 @@ func (srv *Server) sweep() {
 
 			srv.closingMu.Lock()
 			for s := range srv.closing {
-				if now.After(s.deadline) {
+				if now.UnixNano() > s.deadline {
 					delete(srv.closing, s)
 					expired = append(expired, s)
 				}

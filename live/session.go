@@ -42,31 +42,31 @@ type Session struct {
 	value any
 	srv   *Server
 
-	conn  net.Conn    // owns the descriptor; closed only by finish
+	conn  net.Conn    // owns the descriptor if not nil (else fd is the session's own); closed by finish
 	fd    int         // -1 on the portable path
 	blk   *blockingIO // the portable path's state; nil for a polled socket
 	token poller.Token
-	ready atomic.Bool // registered with the poller: events may be handled
 	// lastRead is when the socket last gave bytes (unix nanoseconds); pingedAt when the
 	// keepalive sweeper last pinged (owned by the sweeper).
 	lastRead atomic.Int64
 	pingedAt int64
+	ready    atomic.Bool // registered with the poller: events may be handled
 	state    atomic.Int32
 	sig      pool.Signal
 
 	// Owned by the session's Run (one worker at a time).
+	eof      bool // the socket reported EOF or an error
+	notified bool // OnClose was called
 	rd       frame.Reader
-	pre      []byte // bytes net/http had buffered past the handshake, read first
-	eof      bool   // the socket reported EOF or an error
-	notified bool   // OnClose was called
+	pre      *[]byte // bytes net/http had buffered past the handshake, read first
 
 	// wmu guards the descriptor (no syscall after finish closed it, so a number reused by a
 	// new connection is never touched) and the outgoing queue.
-	wmu      sync.Mutex
 	fdOpen   bool
+	shutWr   bool // a close frame is queued; shut the write side once q drains
+	wmu      sync.Mutex
 	q        []*pool.Shared // frames not fully written; q[0] is written from offset qoff
 	qoff     int
-	shutWr   bool          // a close frame is queued; shut the write side once q drains
 	closeErr error         // set once, when the close starts
 	done     chan struct{} // the context's Done, made on demand, closed when the close starts
 
@@ -76,7 +76,7 @@ type Session struct {
 	topics []*topic
 
 	base     context.Context // the upgrade request's context: values only
-	deadline time.Time       // end of the closing handshake; guarded by Server.closingMu
+	deadline int64           // end of the closing handshake (unix nanoseconds); guarded by Server.closingMu
 }
 
 // ID returns the session's identifier (from Options.IDGenerator).

@@ -17,3 +17,5 @@ func sysRead(int, []byte) (int, error)     { return 0, errors.ErrUnsupported }
 func sysWrite(int, []byte) (int, error)    { return 0, errors.ErrUnsupported }
 func sysWritev(int, [][]byte) (int, error) { return 0, errors.ErrUnsupported }
 func sysShutdownWrite(int) error           { return errors.ErrUnsupported }
+func sysClose(int) error                   { return errors.ErrUnsupported }
+func sysDup(int) (int, error)              { return 0, errors.ErrUnsupported }

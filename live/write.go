@@ -148,7 +148,7 @@ func (s *Session) consumeLocked(n int) {
 		i++
 	}
 	if i == len(s.q) {
-		if cap(s.q) > 8 {
+		if cap(s.q) > 16 {
 			s.q = nil // an idle session keeps no large queue
 		} else {
 			s.q = s.q[:0]

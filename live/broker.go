@@ -53,11 +53,13 @@ type BrokerNode interface {
 type BrokerStats struct {
 	Connected     bool   // the broker connection is up
 	Disconnects   uint64 // times the broker connection was lost
-	Published     uint64 // messages handed to the broker
-	PublishErrors uint64 // messages the broker refused (not sent to other nodes)
+	Published     uint64 // messages the broker accepted from Publish
+	PublishErrors uint64 // messages the broker refused at once (not sent to other nodes)
 	Received      uint64 // messages from other nodes delivered here
-	Interest      int    // topics this node is subscribed to at the broker
+	Interest      int    // topics this node asked the broker for (and it accepted)
 	InterestError uint64 // Subscribe/Unsubscribe calls that failed (they are retried)
+	// Messages a broker accepted but lost later (a queue dropped while the broker was
+	// away) are not counted here; adapters report them in their own Stats.
 }
 
 // brokerLink is a Server's side of its Broker: the node callbacks, the counters, and the
@@ -82,8 +84,12 @@ type brokerLink struct {
 	done  chan struct{}
 }
 
-// interestRetry is how soon a failed Subscribe or Unsubscribe is tried again.
-const interestRetry = time.Second
+// A failed Subscribe or Unsubscribe is tried again after interestRetry, doubling while it
+// keeps failing, up to interestRetryMax.
+const (
+	interestRetry    = time.Second
+	interestRetryMax = 30 * time.Second
+)
 
 func newBrokerLink(srv *Server, b Broker, log *slog.Logger) *brokerLink {
 	l := &brokerLink{
@@ -157,6 +163,8 @@ func (l *brokerLink) run() {
 	held := make(map[string]bool)
 	retry := time.NewTimer(interestRetry)
 	retry.Stop()
+	backoff := interestRetry
+	failing := false // the last round had failures: log again only once it succeeded
 	for {
 		select {
 		case <-l.stop:
@@ -183,7 +191,9 @@ func (l *brokerLink) run() {
 			}
 			if err != nil {
 				l.interestErrs.Add(1)
-				l.log.Warn("live: broker interest change failed; will retry", "topic", topic, "subscribe", want, "err", err)
+				if !failing && l.connected.Load() {
+					l.log.Warn("live: broker interest change failed; will retry", "topic", topic, "subscribe", want, "err", err)
+				}
 				l.mu.Lock()
 				l.dirty[topic] = struct{}{}
 				l.mu.Unlock()
@@ -197,8 +207,12 @@ func (l *brokerLink) run() {
 			}
 		}
 		l.interestN.Store(int64(len(held)))
+		failing = failed
 		if failed {
-			retry.Reset(interestRetry)
+			retry.Reset(backoff)
+			backoff = min(2*backoff, interestRetryMax)
+		} else {
+			backoff = interestRetry
 		}
 	}
 }

@@ -19,20 +19,8 @@ import (
 
 const chromiumPath = "/usr/bin/chromium"
 
-// need skips the test when a prerequisite is missing, or fails it under CI=true.
-func need(t *testing.T, ok bool, format string, args ...any) {
-	t.Helper()
-	if ok {
-		return
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("CI=true and a prerequisite is missing: "+format, args...)
-	}
-	t.Skipf("skipped, a prerequisite is missing (with CI=true this fails): "+format, args...)
-}
-
-// TestE2EChromium runs e2e/chat.mjs: two nodes sharing a broker, a headless Chromium page
-// on each, ann and bob in the lobby. See the script for the steps.
+// TestE2EChromium runs e2e/chat.mjs: two nodes sharing an (in-process) NATS server, a
+// headless Chromium page on each, ann and bob in the lobby. See the script for the steps.
 func TestE2EChromium(t *testing.T) {
 	t.Parallel()
 	node, err := exec.LookPath("node")
@@ -43,7 +31,7 @@ func TestE2EChromium(t *testing.T) {
 	need(t, err == nil, "%s is missing: apt-get install -y chromium (%v)", chromiumPath, err)
 
 	const refresh = time.Second
-	nodes := startNodes(t, 2, refresh)
+	nodes := natsCluster(t).start(t, 2, refresh)
 	a, b := nodes[0], nodes[1]
 	start := time.Now()
 	out := runNode(t, node, 60*time.Second, "chat.mjs",

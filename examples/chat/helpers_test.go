@@ -29,24 +29,24 @@ type testNode struct {
 	base string // http://127.0.0.1:port
 	// settle returns once what the node handed to its broker so far has reached the
 	// broker itself, so a node that subscribes later does not receive it.
-	settle func(t *testing.T)
+	settle func(t *testing.T, srv *live.Server)
 }
 
 // cluster makes the Brokers of one test's nodes. newBroker returns a node's Broker and
 // its settle function; it may register cleanups, which run after the node's shutdown.
 type cluster struct {
 	name      string
-	newBroker func(t *testing.T) (live.Broker, func(t *testing.T))
+	newBroker func(t *testing.T) (live.Broker, func(t *testing.T, srv *live.Server))
 }
 
 // memoryCluster joins the nodes with a live.MemoryBroker, which delivers synchronously.
 func memoryCluster() cluster {
 	var mb *live.MemoryBroker
-	return cluster{name: "memory", newBroker: func(t *testing.T) (live.Broker, func(*testing.T)) {
+	return cluster{name: "memory", newBroker: func(t *testing.T) (live.Broker, func(*testing.T, *live.Server)) {
 		if mb == nil {
 			mb = live.NewMemoryBroker()
 		}
-		return mb.Node(), func(*testing.T) {}
+		return mb.Node(), func(*testing.T, *live.Server) {}
 	}}
 }
 
@@ -56,6 +56,8 @@ var clusterKinds = []struct {
 	new  func(t *testing.T) cluster
 }{
 	{"memory", func(*testing.T) cluster { return memoryCluster() }},
+	{"nats", natsCluster},
+	{"redis", redisCluster},
 }
 
 // forEachCluster runs test as a parallel subtest on each kind of cluster.
@@ -95,6 +97,7 @@ func (c cluster) start(t *testing.T, count int, refresh time.Duration) []*testNo
 				t.Errorf("node %d shutdown: %v", i, err)
 			}
 		})
+		waitFor(t, "the node's broker to connect", func() bool { return n.srv.Stats().Broker.Connected })
 		nodes[i] = &testNode{node: n, base: hs.URL, settle: settle}
 	}
 	return nodes
@@ -312,7 +315,7 @@ func (c *client) join(room string) {
 	waitFor(c.t, c.name+"'s join to reach the broker", func() bool {
 		return c.node.srv.Stats().Broker.Published > published
 	})
-	c.node.settle(c.t)
+	c.node.settle(c.t, c.node.srv)
 }
 
 // waitFor polls cond until it holds or waitTimeout passes.

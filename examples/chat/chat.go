@@ -13,6 +13,7 @@ import (
 	"slices"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/livepoll/livepoll/live"
 )
@@ -328,7 +329,7 @@ func (n *node) say(m *member, name, text string) error {
 	if _, in := m.rooms[name]; !in {
 		return errNotInRoom
 	}
-	if count := len([]rune(text)); count == 0 || count > maxTextRunes {
+	if count := utf8.RuneCountInString(text); count == 0 || count > maxTextRunes {
 		return errText
 	}
 	n.publish(event{Type: "message", Room: name, ID: m.id, User: m.name, Text: text})

@@ -30,7 +30,7 @@ var (
 	impls   = flag.String("impl", "livepoll,mizu,gorilla,nbio,gws", "comma-separated server apps (bench/servers/<impl>)")
 	out     = flag.String("out", "results", "directory for JSON, CSV and PNG files")
 	quick   = flag.Bool("quick", false, "smaller fleets and shorter windows (a smoke run, not for publishing)")
-	only    = flag.String("only", "memory,fanout,latency,echo", "comma-separated parts to run")
+	only    = flag.String("only", "memory,fanout,window16,latency,echo", "comma-separated parts to run")
 	timeout = flag.Duration("timeout", 60*time.Minute, "the whole run stops after this long")
 )
 
@@ -59,6 +59,8 @@ func main() {
 	parts := []part{
 		{"memory", "memslope", []string{"-sizes", sizes, "-quiesce", quiesce, "-timeout", "45m"}},
 		{"fanout", "fanout", []string{"-subs", subs, "-duration", dur, "-timeout", "20m"}},
+		// Saturation with 16 messages in flight: where a server can coalesce frames.
+		{"window16", "fanout", []string{"-subs", subs, "-duration", dur, "-window", "16", "-floor=false", "-timeout", "20m"}},
 		{"latency", "fanout", []string{"-subs", subs, "-duration", dur, "-rate", "2", "-floor=false", "-timeout", "20m"}},
 		// Echo: open loop at a rate above what any of them sustains here, so the
 		// achieved rate is each server's throughput (with loadgen on the same 2 cores).

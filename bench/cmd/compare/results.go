@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -60,6 +61,7 @@ type loadgenResult struct {
 type results struct {
 	memory         []memResult
 	fanout, latest []fanResult
+	window16       []fanResult
 	echo, connect  []loadgenResult
 }
 
@@ -67,7 +69,7 @@ type results struct {
 func load(dir string) (*results, error) {
 	r := &results{}
 	for name, v := range map[string]any{
-		"memory.json": &r.memory, "fanout.json": &r.fanout, "latency.json": &r.latest,
+		"memory.json": &r.memory, "fanout.json": &r.fanout, "latency.json": &r.latest, "window16.json": &r.window16,
 		"echo.json": &r.echo, "connect.json": &r.connect,
 	} {
 		if err := readJSON(filepath.Join(dir, name), v); err != nil && !errors.Is(err, fs.ErrNotExist) {
@@ -102,6 +104,14 @@ func (r *results) rows() []row {
 		add(f.Impl, "fanout_deliveries_per_sec", f.PerSec, "1/s")
 		add(f.Impl, "fanout_cpu_per_delivery", f.CPUPerOp, "us")
 		add(f.Impl, "fanout_lost", float64(f.Client.Lost), "messages")
+	}
+	for _, f := range r.window16 {
+		if f.Error != "" || f.Client == nil {
+			continue
+		}
+		add(f.Impl, "window16_deliveries_per_sec", f.PerSec, "1/s")
+		add(f.Impl, "window16_cpu_per_delivery", f.CPUPerOp, "us")
+		add(f.Impl, "window16_lost", float64(f.Client.Lost), "messages")
 	}
 	for _, f := range r.latest {
 		if f.Error != "" || f.Client == nil {
@@ -212,10 +222,16 @@ func drawCharts(dir string, r *results) error {
 			})
 		}
 	}
-	bars("fanout.png", "Fan-out to 10k subscribers, closed-loop publisher", "deliveries/s", []string{"deliveries per second"},
+	bars("fanout.png", "Fan-out to 10k subscribers, closed-loop publisher", "deliveries/s", []string{"1 message in flight", "16 messages in flight"},
 		func(i int) (string, []float64, bool) {
 			f := r.fanout[i]
-			return f.Impl, []float64{f.PerSec}, f.Error == "" && f.Client != nil
+			ys := []float64{f.PerSec, math.NaN()}
+			for _, w := range r.window16 {
+				if w.Impl == f.Impl && w.Error == "" && w.Client != nil {
+					ys[1] = w.PerSec
+				}
+			}
+			return f.Impl, ys, f.Error == "" && f.Client != nil
 		}, len(r.fanout))
 	bars("latency.png", "Publish-to-receive latency at 2 msg/s to 10k subscribers", "milliseconds", []string{"p50", "p99", "p99.9"},
 		func(i int) (string, []float64, bool) {

@@ -169,7 +169,9 @@ func Bars(path string, c Chart) error {
 	ymax := 0.0
 	for _, s := range c.Series {
 		for _, v := range s.Y {
-			ymax = math.Max(ymax, v)
+			if !math.IsNaN(v) { // NaN: no bar
+				ymax = math.Max(ymax, v)
+			}
 		}
 	}
 	cv.x1 = 1

@@ -90,8 +90,12 @@ func (s *Session) enqueue(f *pool.Shared) bool {
 		s.wmu.Unlock()
 		return false
 	}
-	if len(s.q) >= s.srv.opts.QueueSize {
+	if full, err := s.queueFullLocked(); full || err != nil {
 		s.wmu.Unlock()
+		if err != nil {
+			s.writeFailed(err)
+			return false
+		}
 		s.closeWith(ErrQueueFull, statusQueueFull, "send queue full")
 		return false
 	}

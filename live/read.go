@@ -285,7 +285,7 @@ func (s *Session) finish() {
 	s.fdOpen = false
 	s.releaseQueueLocked()
 	s.wmu.Unlock()
-	if s.ready.Load() {
+	if s.registered {
 		_ = s.srv.eng.poll.Remove(s.token)
 	}
 	s.closeSocket()

@@ -55,10 +55,11 @@ type Session struct {
 	sig      pool.Signal
 
 	// Owned by the session's Run (one worker at a time).
-	eof      bool // the socket reported EOF or an error
-	notified bool // OnClose was called
-	rd       frame.Reader
-	pre      *[]byte // bytes net/http had buffered past the handshake, read first
+	eof        bool // the socket reported EOF or an error
+	notified   bool // OnClose was called
+	registered bool // token is a poller registration (set before the session is visible)
+	rd         frame.Reader
+	pre        *[]byte // bytes net/http had buffered past the handshake, read first
 
 	// wmu guards the descriptor (no syscall after finish closed it, so a number reused by a
 	// new connection is never touched) and the outgoing queue.

@@ -91,8 +91,6 @@ func (srv *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 			conn = nil // the session owns fd
 		}
 	}
-
-	upgraded = true // add takes over the admission
 	s := &Session{
 		id:     srv.opts.IDGenerator(),
 		value:  value,
@@ -103,27 +101,38 @@ func (srv *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		pre:    pre,
 		base:   r.Context(),
 	}
+	if !polled {
+		// TLS and other wrapped connections (or no poller on this platform): the
+		// portable path, a reader and a writer goroutine. The session is complete before
+		// anything else can see it.
+		s.fd = -1
+		s.blk = newBlockingIO()
+	} else {
+		// Register before the session is visible, so a Close racing this upgrade finds it
+		// registered (finish removes it) and never a descriptor it has already closed.
+		// Events before ready is set are ignored; the read below catches up.
+		token, err := srv.eng.poll.Add(fd, (*pollHandler)(s))
+		if err != nil {
+			log.Printf("live: poller: %v", err)
+			s.closeSocket()
+			return
+		}
+		s.token, s.registered = token, true
+	}
+
+	upgraded = true // add takes over the admission
 	if !srv.add(s) {
+		if s.registered {
+			_ = srv.eng.poll.Remove(s.token)
+		}
 		s.closeSocket()
 		return
 	}
 	srv.keepalive(s)
-	if !polled {
-		// TLS and other wrapped connections (or no poller on this platform): the
-		// portable path, a reader and a writer goroutine.
-		s.fd = -1
-		s.blk = newBlockingIO()
+	if s.blk != nil {
 		s.startBlocking()
 		return
 	}
-	token, err := srv.eng.poll.Add(fd, (*pollHandler)(s))
-	if err != nil {
-		log.Printf("live: poller: %v", err)
-		s.closeWith(err, 0, "")
-		s.raise(workFinish)
-		return
-	}
-	s.token = token
 	s.ready.Store(true)
 	// Events that came before ready were ignored: read once now. Edge-triggered
 	// readiness resumes after the first read that returns EAGAIN.
@@ -146,7 +155,15 @@ func (srv *Server) keepalive(s *Session) {
 func detachFD(conn net.Conn) (fd int, keep, ok bool) {
 	fd, ok = rawFD(conn)
 	if !ok {
-		return 0, false, false
+		return -1, false, false
+	}
+	switch conn.(type) {
+	case *net.TCPConn, *net.UnixConn:
+	default:
+		// A wrapper (a listener's own type embedding *net.TCPConn, say) may do work in its
+		// Close — release a connection slot, count — that must happen when the session
+		// ends, not now: keep it.
+		return fd, true, true
 	}
 	dup, err := sysDup(fd)
 	if err != nil {

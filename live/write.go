@@ -22,8 +22,12 @@ func (s *Session) deliver(f *pool.Shared) error {
 		s.wmu.Unlock()
 		return ErrSessionClosed
 	}
-	if len(s.q) >= s.srv.opts.QueueSize {
+	if full, err := s.queueFullLocked(); full || err != nil {
 		s.wmu.Unlock()
+		if err != nil {
+			s.writeFailed(err)
+			return nil
+		}
 		s.closeWith(ErrQueueFull, statusQueueFull, "send queue full")
 		return ErrQueueFull
 	}
@@ -33,6 +37,23 @@ func (s *Session) deliver(f *pool.Shared) error {
 		s.writeFailed(err)
 	}
 	return nil
+}
+
+// queueFullLocked reports whether the session has QueueSize frames waiting. Frames queued
+// by a large fan-out wait for a pool worker even when the socket would take them; before
+// calling the client slow, they are written here, so only a socket that really does not
+// take them (EAGAIN) fills the queue. err is a write error other than EAGAIN.
+func (s *Session) queueFullLocked() (full bool, err error) {
+	if len(s.q) < s.srv.opts.QueueSize {
+		return false, nil
+	}
+	if s.blk != nil {
+		return true, nil
+	}
+	if err := s.flushLocked(); err != nil {
+		return false, err
+	}
+	return len(s.q) >= s.srv.opts.QueueSize, nil
 }
 
 // enqueueLocked writes f directly when the queue is empty, and queues what the socket did

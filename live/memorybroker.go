@@ -50,9 +50,14 @@ func (n *memoryNode) Start(node BrokerNode) error {
 	return nil
 }
 
+var errMemoryNodeClosed = errors.New("live: MemoryBroker node closed")
+
 func (n *memoryNode) Publish(topic string, data []byte) error {
 	n.b.mu.RLock()
 	defer n.b.mu.RUnlock()
+	if _, member := n.b.nodes[n]; !member {
+		return errMemoryNodeClosed
+	}
 	for peer := range n.b.nodes {
 		if peer == n {
 			continue

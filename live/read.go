@@ -41,7 +41,10 @@ func (h *pollHandler) Ready(ev poller.Event) {
 	if ev&poller.Writable != 0 {
 		s.flush()
 	}
-	if ev&(poller.Readable|poller.Hangup) != 0 {
+	switch {
+	case ev&poller.Hangup != 0:
+		s.raise(workRead | workDrain)
+	case ev&poller.Readable != 0:
 		s.raise(workRead)
 	}
 }
@@ -54,7 +57,7 @@ func (t *sessionTask) Run() {
 	for {
 		work := s.sig.Take()
 		if work&workRead != 0 {
-			s.readReady()
+			s.readReady(work&workDrain != 0)
 		}
 		if work&workClose != 0 {
 			s.closeStarted()
@@ -68,8 +71,11 @@ func (t *sessionTask) Run() {
 	}
 }
 
-// readReady reads what the socket has and feeds it to the frame reader.
-func (s *Session) readReady() {
+// readReady reads what the socket has and feeds it to the frame reader. A read shorter
+// than the buffer took everything the socket held; bytes arriving later raise a new
+// edge, so unless drain is set (the peer hung up: its EOF must be seen; or earlier events
+// were ignored) it stops there instead of paying for a read that returns EAGAIN.
+func (s *Session) readReady(drain bool) {
 	if s.state.Load() == stateClosed || s.eof {
 		return
 	}
@@ -90,6 +96,9 @@ func (s *Session) readReady() {
 		switch {
 		case n > 0:
 			s.received(buf[:n])
+			if n < len(buf) && !drain {
+				return
+			}
 		case err == errWouldBlock:
 			return
 		case err == nil:
@@ -100,7 +109,7 @@ func (s *Session) readReady() {
 			return
 		}
 	}
-	s.raise(workRead) // more may be waiting: come back after others had a turn
+	s.raise(workRead | workDrain) // more may be waiting: come back after others had a turn
 }
 
 // received handles bytes from the client: they keep the session alive and are parsed.

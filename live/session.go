@@ -32,6 +32,7 @@ const statusQueueFull = ws.StatusPolicyViolation
 // Kinds of work raised on a session's Signal; the session's Run handles them in order.
 const (
 	workRead   = 1 << iota // the socket may have bytes (or EOF) to read
+	workDrain              // with workRead: read until EAGAIN or EOF (the peer hung up, or events were missed)
 	workClose              // a close started: unsubscribe, call OnClose
 	workFinish             // the closing handshake is over or timed out: close the socket
 )

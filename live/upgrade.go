@@ -136,7 +136,7 @@ func (srv *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	s.ready.Store(true)
 	// Events that came before ready were ignored: read once now. Edge-triggered
 	// readiness resumes after the first read that returns EAGAIN.
-	s.raise(workRead)
+	s.raise(workRead | workDrain)
 }
 
 // keepalive starts the keepalive checks of a new session.

@@ -3,9 +3,6 @@ package live
 import (
 	"context"
 	"fmt"
-	"net/http"
-	"net/http/httptest"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -102,64 +99,5 @@ func fanoutInOrder(t *testing.T, opts Options, messages int) {
 	}
 	if st := srv.Stats(); st.MessagesOut < uint64(subs*messages) || st.Closed.QueueFull != 0 {
 		t.Fatalf("stats: %d out (want ≥ %d), %d closed for a full queue", st.MessagesOut, subs*messages, st.Closed.QueueFull)
-	}
-}
-
-// Close while upgrades are in flight, on the polled and on the portable (TLS) path: every
-// session that got in is closed, and no goroutine or registration is left behind (the
-// leak check in TestMain fails the package otherwise).
-func TestCloseRacingUpgrades(t *testing.T) {
-	for _, tlsPath := range []bool{false, true} {
-		t.Run(map[bool]string{false: "polled", true: "tls"}[tlsPath], func(t *testing.T) {
-			srv := New(Options{})
-			var hs *httptest.Server
-			d := websocket.Dialer{HandshakeTimeout: 5 * time.Second}
-			if tlsPath {
-				hs = httptest.NewTLSServer(srv.Handler())
-				d.TLSClientConfig = hs.Client().Transport.(*http.Transport).TLSClientConfig.Clone()
-			} else {
-				hs = httptest.NewServer(srv.Handler())
-			}
-			defer hs.Close()
-			url := "ws" + strings.TrimPrefix(hs.URL, "http")
-			stop := make(chan struct{})
-			var wg sync.WaitGroup
-			for range 8 {
-				wg.Go(func() {
-					for {
-						select {
-						case <-stop:
-							return
-						default:
-						}
-						if c, _, err := d.Dial(url, nil); err == nil {
-							c.SetReadDeadline(time.Now().Add(5 * time.Second))
-							for {
-								if _, _, err := c.ReadMessage(); err != nil {
-									break // closed by the server: 1001 or EOF
-								}
-							}
-							c.Close()
-						}
-					}
-				})
-			}
-			time.Sleep(100 * time.Millisecond)
-			done := make(chan error, 1)
-			go func() { done <- srv.Close() }()
-			select {
-			case err := <-done:
-				if err != nil {
-					t.Fatal(err)
-				}
-			case <-time.After(10 * time.Second):
-				t.Fatal("Close did not return within 10 s")
-			}
-			close(stop)
-			wg.Wait()
-			if n := srv.Stats().Sessions; n != 0 {
-				t.Fatalf("%d sessions after Close", n)
-			}
-		})
 	}
 }

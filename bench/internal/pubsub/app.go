@@ -3,8 +3,9 @@
 // messages (Parse, Command) and the envelope they send (Envelope), the topic
 // → connections map (Registry) and running a message on it (Registry.Handle),
 // the sessions count of /stats (Session), and the startup every server app
-// does (Startup, Mux). Upgrading, reading, writing and broadcasting (Sender)
-// stay in each server's main.go, in its library's terms.
+// does (Startup, Mux; servers/livepoll and servers/mizu use these two as
+// well). Upgrading, reading, writing and broadcasting (Sender) stay in each
+// server's main.go, in its library's terms.
 package pubsub
 
 import (

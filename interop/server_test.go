@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -142,16 +141,4 @@ func (a *app) waitClosed(t *testing.T, names ...string) map[string]error {
 			t.Fatalf("timed out waiting for OnClose of %v", names)
 		}
 	}
-}
-
-// need reports a missing prerequisite: a failure under CI=true, a skip otherwise.
-func need(t *testing.T, ok bool, format string, args ...any) {
-	t.Helper()
-	if ok {
-		return
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("CI=true and a prerequisite is missing: "+format, args...)
-	}
-	t.Skipf("skipped, a prerequisite is missing (with CI=true this fails): "+format, args...)
 }

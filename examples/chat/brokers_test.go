@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"net"
-	"os"
 	"os/exec"
 	"strconv"
 	"testing"
@@ -16,20 +15,12 @@ import (
 
 	natsbroker "github.com/livepoll/livepoll/broker/nats"
 	redisbroker "github.com/livepoll/livepoll/broker/redis"
+	"github.com/livepoll/livepoll/internal/browsertest"
 	"github.com/livepoll/livepoll/live"
 )
 
 // need skips the test when a prerequisite is missing, or fails it under CI=true.
-func need(t *testing.T, ok bool, format string, args ...any) {
-	t.Helper()
-	if ok {
-		return
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("CI=true and a prerequisite is missing: "+format, args...)
-	}
-	t.Skipf("skipped, a prerequisite is missing (with CI=true this fails): "+format, args...)
-}
+var need = browsertest.Need
 
 // natsCluster joins the nodes through an in-process NATS server, each node on its own
 // connection, with the adapter and options main uses.

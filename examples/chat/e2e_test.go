@@ -4,38 +4,28 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
-	"errors"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
-)
 
-const chromiumPath = "/usr/bin/chromium"
+	"github.com/livepoll/livepoll/internal/browsertest"
+)
 
 // TestE2EChromium runs e2e/chat.mjs: two nodes sharing an (in-process) NATS server, a
 // headless Chromium page on each, ann and bob in the lobby. See the script for the steps.
 func TestE2EChromium(t *testing.T) {
 	t.Parallel()
-	node, err := exec.LookPath("node")
-	need(t, err == nil, "node is not on PATH (%v); install nodejs and npm, then run `npm ci` in examples/chat/e2e", err)
-	_, err = os.Stat(filepath.Join("e2e", "node_modules", "playwright-core", "package.json"))
-	need(t, err == nil, "examples/chat/e2e/node_modules/playwright-core is missing: run `npm ci` in examples/chat/e2e (%v)", err)
-	_, err = os.Stat(chromiumPath)
-	need(t, err == nil, "%s is missing: apt-get install -y chromium (%v)", chromiumPath, err)
+	js := browsertest.NeedNode(t, "e2e", "examples/chat/e2e", "playwright-core")
+	chromium := browsertest.NeedChromium(t)
 
 	const refresh = time.Second
 	nodes := natsCluster(t).start(t, 2, refresh)
 	a, b := nodes[0], nodes[1]
 	start := time.Now()
-	out := runNode(t, node, 60*time.Second, "chat.mjs",
-		a.base+"/", b.base+"/", strconv.FormatInt((3*refresh).Milliseconds(), 10), chromiumPath)
+	out := js.Run(t, 60*time.Second, "chat.mjs",
+		a.base+"/", b.base+"/", strconv.FormatInt((3*refresh).Milliseconds(), 10), chromium)
 	t.Logf("browser run took %v", time.Since(start).Round(time.Millisecond))
 
 	var report struct {
@@ -97,39 +87,4 @@ func lastLine(out []byte) []byte {
 		return out[i+1:]
 	}
 	return out
-}
-
-// runNode runs a script of e2e/ with args and returns its stdout. The child runs in its
-// own process group, gets SIGTERM at the deadline (playwright closes its browser on it),
-// and whatever is left of the group gets SIGKILL once it has exited or 5 s later.
-func runNode(t *testing.T, node string, timeout time.Duration, script string, args ...string) []byte {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, node, append([]string{script}, args...)...)
-	cmd.Dir = "e2e"
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM) }
-	cmd.WaitDelay = 5 * time.Second
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start node %s: %v", script, err)
-	}
-	err := cmd.Wait()
-	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-	if stderr.Len() > 0 {
-		t.Logf("node %s stderr:\n%.4000s", script, stderr.String())
-	}
-	if ctx.Err() != nil {
-		t.Fatalf("node %s: killed after %v; stdout:\n%.2000s", script, timeout, stdout.String())
-	}
-	var exit *exec.ExitError
-	if err != nil && !errors.As(err, &exit) {
-		t.Fatalf("node %s: %v", script, err)
-	}
-	if err != nil {
-		t.Errorf("node %s: %v", script, err)
-	}
-	return stdout.Bytes()
 }

@@ -21,15 +21,14 @@ import (
 	"io"
 	"log"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
-	"text/tabwriter"
 	"time"
 
 	"github.com/livepoll/livepoll/bench/internal/harness"
+	"github.com/livepoll/livepoll/bench/internal/slope"
 	"github.com/livepoll/livepoll/internal/proc"
 	"github.com/livepoll/livepoll/internal/srvstats"
 	"github.com/livepoll/livepoll/internal/wsfleet"
@@ -69,28 +68,16 @@ func main() {
 	}
 }
 
-// Step is one measured connection count.
-type Step struct {
-	Conns      int                 `json:"conns"`
-	RSS        uint64              `json:"rss_bytes"`  // minimum of three
-	HeapStack  uint64              `json:"heap_stack"` // heap_inuse+stack_inuse, minimum of three
-	Goroutines int                 `json:"goroutines"` // of the last sample
-	FDs        int                 `json:"fds"`        // of the last sample
-	Samples    []srvstats.Snapshot `json:"samples"`
-}
+// Step is one measured connection count; its goroutines and fds are those
+// of the last sample.
+type Step = slope.Step[srvstats.Snapshot]
 
 // Result is one implementation's run.
 type Result struct {
-	Impl              string  `json:"impl"`
-	Idle              Step    `json:"idle"` // before any connection
-	Steps             []Step  `json:"steps"`
-	RSSPerConn        float64 `json:"rss_bytes_per_conn"`
+	Impl string `json:"impl"`
+	slope.Result[srvstats.Snapshot]
 	RSSBaseline       float64 `json:"rss_baseline_bytes"`
-	HeapStackPerConn  float64 `json:"heap_stack_bytes_per_conn"`
 	HeapStackBaseline float64 `json:"heap_stack_baseline_bytes"`
-	GoroutinesPerConn float64 `json:"goroutines_per_conn"`
-	FDsPerConn        float64 `json:"fds_per_conn"`
-	Error             string  `json:"error,omitempty"`
 }
 
 func run() error {
@@ -162,44 +149,23 @@ func measure(benchDir, tmp, impl string, ns []int, r *Result) error {
 	if err != nil {
 		return err
 	}
-	var stdin io.WriteCloser
-	var stdout *bufio.Reader
-	client, err := harness.Start(self, []string{"-client-mode", "-url", "ws://" + srv.Addr + "/ws",
+	client, err := harness.StartPiped(self, []string{"-client-mode", "-url", "ws://" + srv.Addr + "/ws",
 		"-rate", strconv.Itoa(*rate), "-conc", strconv.Itoa(*conc), "-timeout", timeout.String()},
-		filepath.Join(tmp, impl+"-client.log"), func(c *exec.Cmd) error {
-			var err error
-			if stdin, err = c.StdinPipe(); err != nil {
-				return err
-			}
-			out, err := c.StdoutPipe()
-			stdout = bufio.NewReader(out)
-			return err
-		})
+		filepath.Join(tmp, impl+"-client.log"))
 	if err != nil {
 		return err
 	}
 	defer func() {
-		stdin.Close() // the client closes its connections and exits
+		client.Stdin.Close() // the client closes its connections and exits
 		if err := client.Wait(10 * time.Second); err != nil {
 			log.Printf("%s: client: %v", impl, err)
 		}
 	}()
-	replies := harness.Lines(stdout)
 
 	for _, n := range ns {
 		start := time.Now()
-		fmt.Fprintf(stdin, "%d\n", n)
-		dialFor := time.Duration(n)*time.Second/time.Duration(max(*rate, 1)) + 2*time.Minute
-		select {
-		case line, ok := <-replies:
-			if !ok {
-				return fail(fmt.Errorf("client exited at step %d; client stderr:\n%s", n, client.LogTail(10)))
-			}
-			if !strings.HasPrefix(line, "ok") {
-				return fail(fmt.Errorf("client at step %d: %s", n, line))
-			}
-		case <-time.After(dialFor):
-			return fail(fmt.Errorf("client did not finish dialing %d connections within %v", n, dialFor))
+		if err := slope.Grow(client, n, *rate); err != nil {
+			return fail(err)
 		}
 		if _, err := harness.WaitSessions(srv.Addr, int64(n), *settle); err != nil {
 			return fail(err)
@@ -211,92 +177,49 @@ func measure(benchDir, tmp, impl string, ns []int, r *Result) error {
 		}
 		r.Steps = append(r.Steps, st)
 		log.Printf("%s: %6d conns  rss %7.1f MiB  heap+stack %7.1f MiB  goroutines %6d  fds %6d  (%.1fs)",
-			impl, n, mib(st.RSS), mib(st.HeapStack), st.Goroutines, st.FDs, time.Since(start).Seconds())
+			impl, n, slope.MiB(st.RSS), slope.MiB(st.HeapStack), st.Goroutines, st.FDs, time.Since(start).Seconds())
 	}
-	var xs, rss, hs, gs, fds []float64
-	for _, st := range r.Steps {
-		xs = append(xs, float64(st.Conns))
-		rss = append(rss, float64(st.RSS))
-		hs = append(hs, float64(st.HeapStack))
-		gs = append(gs, float64(st.Goroutines))
-		fds = append(fds, float64(st.FDs))
-	}
-	r.RSSPerConn, r.RSSBaseline = harness.Fit(xs, rss)
-	r.HeapStackPerConn, r.HeapStackBaseline = harness.Fit(xs, hs)
-	r.GoroutinesPerConn, _ = harness.Fit(xs, gs)
-	r.FDsPerConn, _ = harness.Fit(xs, fds)
+	r.RSSBaseline, r.HeapStackBaseline = r.Fit()
 	return nil
 }
 
 // sample reads /stats?gc=1 three times and keeps the minima.
 func sample(addr string, n int) (Step, error) {
-	st := Step{Conns: n}
-	for i := range 3 {
+	return slope.Sample(n, slope.LastCounts, func() (srvstats.Snapshot, srvstats.Snapshot, error) {
 		s, err := harness.FetchStats(addr, true)
-		if err != nil {
-			return st, err
+		if err == nil && s.Sessions != int64(n) {
+			err = fmt.Errorf("sessions changed to %d while sampling %d (closes %d)", s.Sessions, n, s.Closes)
 		}
-		if s.Sessions != int64(n) {
-			return st, fmt.Errorf("sessions changed to %d while sampling %d (closes %d)", s.Sessions, n, s.Closes)
-		}
-		hs := s.HeapInuse + s.StackInuse
-		if i == 0 || s.RSSBytes < st.RSS {
-			st.RSS = s.RSSBytes
-		}
-		if i == 0 || hs < st.HeapStack {
-			st.HeapStack = hs
-		}
-		st.Goroutines, st.FDs = s.Goroutines, s.FDs
-		st.Samples = append(st.Samples, s)
-	}
-	return st, nil
+		return s, s, err
+	})
 }
 
-func mib(b uint64) float64 { return float64(b) / (1 << 20) }
-
 func printTable(w io.Writer, results []Result, ns []int) {
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprint(tw, "impl\tidle\t")
+	header := "impl\tidle\t"
 	for _, n := range ns {
-		fmt.Fprintf(tw, "RSS@%d\t", n)
+		header += fmt.Sprintf("RSS@%d\t", n)
 	}
-	fmt.Fprint(tw, "RSS B/conn\theap+stack B/conn\tgoroutines/conn\tfds/conn\t\n")
-	for _, r := range results {
-		fmt.Fprintf(tw, "%s\t%.1fM\t", r.Impl, mib(r.Idle.RSS))
-		for i := range ns {
-			if i < len(r.Steps) {
-				fmt.Fprintf(tw, "%.1fM\t", mib(r.Steps[i].RSS))
-			} else {
-				fmt.Fprint(tw, "-\t")
-			}
-		}
-		if r.Error != "" || len(r.Steps) < 2 {
-			fmt.Fprint(tw, "FAILED\t-\t-\t-\t\n")
-			continue
-		}
-		fmt.Fprintf(tw, "%.0f\t%.0f\t%.2f\t%.2f\t\n", r.RSSPerConn, r.HeapStackPerConn, r.GoroutinesPerConn, r.FDsPerConn)
-	}
-	tw.Flush()
-	var lp, mz *Result
+	var rows []slope.Row[srvstats.Snapshot]
 	for i := range results {
-		if results[i].Error == "" && len(results[i].Steps) >= 2 {
-			switch results[i].Impl {
-			case "livepoll":
-				lp = &results[i]
-			case "mizu":
-				mz = &results[i]
+		r := &results[i]
+		cells := fmt.Sprintf("%.1fM\t", slope.MiB(r.Idle.RSS))
+		for j := range ns {
+			if j < len(r.Steps) {
+				cells += fmt.Sprintf("%.1fM\t", slope.MiB(r.Steps[j].RSS))
+			} else {
+				cells += "-\t"
 			}
 		}
+		rows = append(rows, slope.Row[srvstats.Snapshot]{Name: r.Impl, Cells: cells, Result: &r.Result})
 	}
-	if lp != nil && mz != nil && mz.RSSPerConn > 0 && mz.HeapStackPerConn > 0 {
-		fmt.Fprintf(w, "livepoll/mizu: RSS per conn %.3f (mizu %.1fx more), heap+stack per conn %.3f\n",
-			lp.RSSPerConn/mz.RSSPerConn, mz.RSSPerConn/lp.RSSPerConn, lp.HeapStackPerConn/mz.HeapStackPerConn)
-	}
-	for _, r := range results {
-		if r.Error != "" {
-			fmt.Fprintf(w, "%s failed: %s\n", r.Impl, r.Error)
+	slope.PrintTable(w, header, rows, func(fitted map[string]*slope.Result[srvstats.Snapshot]) string {
+		lp, mz := fitted["livepoll"], fitted["mizu"]
+		if lp == nil || mz == nil || !(mz.RSSPerConn > 0 && mz.HeapStackPerConn > 0) {
+			return ""
 		}
-	}
+		return fmt.Sprintf("livepoll/mizu: RSS per conn %.3f (mizu %.1fx more), heap+stack per conn %.3f\n",
+			lp.RSSPerConn/mz.RSSPerConn, mz.RSSPerConn/lp.RSSPerConn, lp.HeapStackPerConn/mz.HeapStackPerConn)
+	})
 }
 
 // runClient is the fleet child: each stdin line N grows the fleet to N

@@ -50,7 +50,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
@@ -58,7 +57,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"text/tabwriter"
 	"time"
 
 	"github.com/gobwas/ws"
@@ -66,6 +64,7 @@ import (
 	"github.com/livepoll/livepoll/live"
 
 	"github.com/livepoll/livepoll/bench/internal/harness"
+	"github.com/livepoll/livepoll/bench/internal/slope"
 	"github.com/livepoll/livepoll/internal/proc"
 	"github.com/livepoll/livepoll/internal/srvstats"
 	"github.com/livepoll/livepoll/internal/wsfleet"
@@ -338,26 +337,14 @@ func dialRange(from, to int, dial func(context.Context, int) error) error {
 
 // ---- driver ----
 
-// Step is one measured connection count.
-type Step struct {
-	Conns      int        `json:"conns"`
-	RSS        uint64     `json:"rss_bytes"`  // minimum of three samples
-	HeapStack  uint64     `json:"heap_stack"` // heap_inuse+stack_inuse, minimum of three
-	Goroutines int        `json:"goroutines"` // minimum of three
-	FDs        int        `json:"fds"`        // minimum of three
-	Samples    []Snapshot `json:"samples"`
-}
+// Step is one measured connection count; its goroutines and fds are the
+// minima of the three samples.
+type Step = slope.Step[Snapshot]
 
 // Result is one kind's run.
 type Result struct {
-	Kind              string  `json:"kind"`
-	Idle              Step    `json:"idle"`
-	Steps             []Step  `json:"steps"`
-	RSSPerConn        float64 `json:"rss_bytes_per_conn"`
-	HeapStackPerConn  float64 `json:"heap_stack_bytes_per_conn"`
-	GoroutinesPerConn float64 `json:"goroutines_per_conn"`
-	FDsPerConn        float64 `json:"fds_per_conn"`
-	Error             string  `json:"error,omitempty"`
+	Kind string `json:"kind"`
+	slope.Result[Snapshot]
 }
 
 func parseSizes(s string) ([]int, error) {
@@ -419,33 +406,19 @@ func run() error {
 }
 
 // startChild starts this binary in a mode with stdin and stdout piped.
-func startChild(self, logPath string, args ...string) (*harness.Child, io.WriteCloser, <-chan string, error) {
-	var stdin io.WriteCloser
-	var stdout *bufio.Reader
-	c, err := harness.Start(self, append(args, "-timeout", timeout.String()), logPath, func(c *exec.Cmd) error {
-		var err error
-		if stdin, err = c.StdinPipe(); err != nil {
-			return err
-		}
-		out, err := c.StdoutPipe()
-		stdout = bufio.NewReader(out)
-		return err
-	})
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	return c, stdin, harness.Lines(stdout), nil
+func startChild(self, logPath string, args ...string) (*harness.Piped, error) {
+	return harness.StartPiped(self, append(args, "-timeout", timeout.String()), logPath)
 }
 
 func measure(self, tmp, kind string, ns []int, r *Result) error {
-	server, _, srvOut, err := startChild(self, filepath.Join(tmp, kind+"-server.log"), "-mode", "server")
+	server, err := startChild(self, filepath.Join(tmp, kind+"-server.log"), "-mode", "server")
 	if err != nil {
 		return err
 	}
 	defer server.Stop(5 * time.Second)
 	var wsAddr, tlsAddr string
 	select {
-	case line := <-srvOut:
+	case line := <-server.Replies:
 		for f := range strings.FieldsSeq(strings.TrimPrefix(line, "listening")) {
 			if v, ok := strings.CutPrefix(f, "ws="); ok {
 				wsAddr = v
@@ -468,31 +441,21 @@ func measure(self, tmp, kind string, ns []int, r *Result) error {
 	if kind == "tls" {
 		url = "wss://" + tlsAddr + "/ws"
 	}
-	client, stdin, replies, err := startChild(self, filepath.Join(tmp, kind+"-client.log"),
+	client, err := startChild(self, filepath.Join(tmp, kind+"-client.log"),
 		"-mode", "client", "-url", url, "-rate", strconv.Itoa(*rate), "-conc", strconv.Itoa(*conc))
 	if err != nil {
 		return err
 	}
 	defer func() {
-		stdin.Close() // the client closes its connections and exits
+		client.Stdin.Close() // the client closes its connections and exits
 		if err := client.Wait(20 * time.Second); err != nil {
 			log.Printf("%s: client: %v", kind, err)
 		}
 	}()
 	for _, n := range ns {
 		start := time.Now()
-		fmt.Fprintf(stdin, "%d\n", n)
-		dialFor := time.Duration(n)*time.Second/time.Duration(max(*rate, 1)) + 2*time.Minute
-		select {
-		case line, ok := <-replies:
-			if !ok {
-				return fail(fmt.Errorf("client exited at step %d; client stderr:\n%s", n, client.LogTail(10)))
-			}
-			if !strings.HasPrefix(line, "ok") {
-				return fail(fmt.Errorf("client at step %d: %s", n, line))
-			}
-		case <-time.After(dialFor):
-			return fail(fmt.Errorf("client did not open %d connections within %v", n, dialFor))
+		if err := slope.Grow(client, n, *rate); err != nil {
+			return fail(err)
 		}
 		if err := waitSessions(wsAddr, kind, int64(n), *settle); err != nil {
 			return fail(err)
@@ -504,20 +467,9 @@ func measure(self, tmp, kind string, ns []int, r *Result) error {
 		}
 		r.Steps = append(r.Steps, st)
 		log.Printf("%s: %5d conns  rss %6.1f MiB  heap+stack %6.1f MiB  goroutines %6d  fds %6d  (%.1fs)",
-			kind, n, mib(st.RSS), mib(st.HeapStack), st.Goroutines, st.FDs, time.Since(start).Seconds())
+			kind, n, slope.MiB(st.RSS), slope.MiB(st.HeapStack), st.Goroutines, st.FDs, time.Since(start).Seconds())
 	}
-	var xs, rss, hs, gs, fds []float64
-	for _, st := range r.Steps {
-		xs = append(xs, float64(st.Conns))
-		rss = append(rss, float64(st.RSS))
-		hs = append(hs, float64(st.HeapStack))
-		gs = append(gs, float64(st.Goroutines))
-		fds = append(fds, float64(st.FDs))
-	}
-	r.RSSPerConn, _ = harness.Fit(xs, rss)
-	r.HeapStackPerConn, _ = harness.Fit(xs, hs)
-	r.GoroutinesPerConn, _ = harness.Fit(xs, gs)
-	r.FDsPerConn, _ = harness.Fit(xs, fds)
+	r.Fit()
 	return nil
 }
 
@@ -562,62 +514,32 @@ func waitSessions(addr, kind string, want int64, timeout time.Duration) error {
 
 // sample reads /stats three times and keeps the minima.
 func sample(addr, kind string, n int) (Step, error) {
-	st := Step{Conns: n}
-	for i := range 3 {
+	return slope.Sample(n, slope.MinCounts, func() (Snapshot, srvstats.Snapshot, error) {
 		s, err := fetch(addr, "/stats")
-		if err != nil {
-			return st, err
+		if got := sessionsOf(s, kind); err == nil && got != int64(n) {
+			err = fmt.Errorf("%s sessions changed to %d while sampling %d", kind, got, n)
 		}
-		if got := sessionsOf(s, kind); got != int64(n) {
-			return st, fmt.Errorf("%s sessions changed to %d while sampling %d", kind, got, n)
-		}
-		hs := s.HeapInuse + s.StackInuse
-		if i == 0 {
-			st.RSS, st.HeapStack, st.Goroutines, st.FDs = s.RSSBytes, hs, s.Goroutines, s.FDs
-		}
-		st.RSS, st.HeapStack = min(st.RSS, s.RSSBytes), min(st.HeapStack, hs)
-		st.Goroutines, st.FDs = min(st.Goroutines, s.Goroutines), min(st.FDs, s.FDs)
-		st.Samples = append(st.Samples, s)
-	}
-	return st, nil
+		return s, s.Snapshot, err
+	})
 }
 
-func mib(b uint64) float64 { return float64(b) / (1 << 20) }
-
 func printTable(w io.Writer, results []Result) {
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprint(tw, "kind\tidle RSS\tsteps (conns: RSS)\tRSS B/conn\theap+stack B/conn\tgoroutines/conn\tfds/conn\t\n")
-	for _, r := range results {
+	var rows []slope.Row[Snapshot]
+	for i := range results {
+		r := &results[i]
 		var steps []string
 		for _, st := range r.Steps {
-			steps = append(steps, fmt.Sprintf("%d:%.1fM", st.Conns, mib(st.RSS)))
+			steps = append(steps, fmt.Sprintf("%d:%.1fM", st.Conns, slope.MiB(st.RSS)))
 		}
-		fmt.Fprintf(tw, "%s\t%.1fM\t%s\t", r.Kind, mib(r.Idle.RSS), strings.Join(steps, " "))
-		if r.Error != "" || len(r.Steps) < 2 {
-			fmt.Fprint(tw, "FAILED\t-\t-\t-\t\n")
-			continue
-		}
-		fmt.Fprintf(tw, "%.0f\t%.0f\t%.2f\t%.2f\t\n", r.RSSPerConn, r.HeapStackPerConn, r.GoroutinesPerConn, r.FDsPerConn)
+		cells := fmt.Sprintf("%.1fM\t%s\t", slope.MiB(r.Idle.RSS), strings.Join(steps, " "))
+		rows = append(rows, slope.Row[Snapshot]{Name: r.Kind, Cells: cells, Result: &r.Result})
 	}
-	tw.Flush()
-	var t, p *Result
-	for i := range results {
-		if results[i].Error == "" && len(results[i].Steps) >= 2 {
-			switch results[i].Kind {
-			case "tls":
-				t = &results[i]
-			case "ws":
-				p = &results[i]
-			}
+	slope.PrintTable(w, "kind\tidle RSS\tsteps (conns: RSS)\t", rows, func(fitted map[string]*slope.Result[Snapshot]) string {
+		t, p := fitted["tls"], fitted["ws"]
+		if t == nil || p == nil || !(p.RSSPerConn > 0 && p.HeapStackPerConn > 0) {
+			return ""
 		}
-	}
-	if t != nil && p != nil && p.RSSPerConn > 0 && p.HeapStackPerConn > 0 {
-		fmt.Fprintf(w, "tls/ws: RSS per conn %.1fx, heap+stack per conn %.1fx\n",
+		return fmt.Sprintf("tls/ws: RSS per conn %.1fx, heap+stack per conn %.1fx\n",
 			t.RSSPerConn/p.RSSPerConn, t.HeapStackPerConn/p.HeapStackPerConn)
-	}
-	for _, r := range results {
-		if r.Error != "" {
-			fmt.Fprintf(w, "%s failed: %s\n", r.Kind, r.Error)
-		}
-	}
+	})
 }

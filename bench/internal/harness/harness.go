@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -103,6 +104,32 @@ func Start(name string, args []string, logPath string, setup func(*exec.Cmd) err
 		logf.Close()
 	}()
 	return &Child{Child: pc, LogPath: logPath}, nil
+}
+
+// Piped is a child whose stdin the driver writes and whose stdout it reads.
+type Piped struct {
+	*Child
+	Stdin   io.WriteCloser
+	Replies <-chan string // stdout, line by line (Lines); closed at its end
+}
+
+// StartPiped is Start with the child's stdin and stdout piped to the driver.
+func StartPiped(name string, args []string, logPath string) (*Piped, error) {
+	var stdin io.WriteCloser
+	var stdout *bufio.Reader
+	c, err := Start(name, args, logPath, func(c *exec.Cmd) error {
+		var err error
+		if stdin, err = c.StdinPipe(); err != nil {
+			return err
+		}
+		out, err := c.StdoutPipe()
+		stdout = bufio.NewReader(out)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &Piped{Child: c, Stdin: stdin, Replies: Lines(stdout)}, nil
 }
 
 // LogTail returns the last n lines of the child's stderr.

@@ -21,19 +21,13 @@
 package main
 
 import (
-	"encoding/json"
-	"flag"
 	"log"
 	"net/http"
-	"net/http/pprof"
-	"os"
 	"sync"
-	"sync/atomic"
-	"time"
 
 	"github.com/gorilla/websocket"
 
-	"github.com/livepoll/livepoll/internal/proc"
+	"github.com/livepoll/livepoll/bench/internal/pubsub"
 	stats "github.com/livepoll/livepoll/internal/srvstats"
 )
 
@@ -42,27 +36,14 @@ import (
 const queueSize = 256
 
 func main() {
-	addr := flag.String("addr", "127.0.0.1:8080", "listen address")
-	exitAfter := flag.Duration("exit-after", 0, "exit after this long (0: never); a safety net for benchmark runs")
-	flag.Parse()
-	if _, err := proc.RaiseNOFILE(); err != nil {
-		log.Printf("raise RLIMIT_NOFILE: %v", err)
-	}
-	if *exitAfter > 0 {
-		time.AfterFunc(*exitAfter, func() {
-			log.Printf("exit-after %v reached", *exitAfter)
-			os.Exit(3)
-		})
-	}
+	addr := pubsub.Startup()
 
-	a := &app{topics: make(map[string]map[*client]struct{})}
+	a := &app{}
 	upgrader := websocket.Upgrader{
 		WriteBufferPool: &sync.Pool{},
 		CheckOrigin:     func(*http.Request) bool { return true },
 	}
-
-	mux := http.NewServeMux()
-	mux.HandleFunc("/ws", func(w http.ResponseWriter, r *http.Request) {
+	ws := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		a.counters.Auths.Add(1)
 		conn, err := upgrader.Upgrade(w, r, nil)
 		if err != nil {
@@ -72,26 +53,17 @@ func main() {
 		go a.writePump(c)
 		go a.readPump(c)
 	})
-	mux.Handle("GET /stats", stats.Handler(&a.counters))
-	mux.HandleFunc("GET /debug/pprof/", pprof.Index) // goroutine dumps when a run goes wrong
-	log.Fatal(http.ListenAndServe(*addr, mux))
+	log.Fatal(http.ListenAndServe(addr, pubsub.Mux(ws, &a.counters)))
 }
 
-// Session states for stats.Counters.Sessions: counted after the first
-// handled message, uncounted at close (whichever comes first wins).
-const (
-	stateNew int32 = iota
-	stateCounted
-	stateClosed
-)
-
 type client struct {
-	conn   *websocket.Conn
-	send   chan *websocket.PreparedMessage
-	done   chan struct{} // closed once, by shutdown
-	once   sync.Once
-	state  atomic.Int32
-	topics map[string]struct{} // guarded by app.mu
+	conn    *websocket.Conn
+	send    chan *websocket.PreparedMessage
+	done    chan struct{} // closed once, by shutdown
+	once    sync.Once
+	session pubsub.Session // for the sessions count of /stats
+
+	pubsub.Subscriptions // its topics, kept by app.topics
 }
 
 // shutdown stops the writer and closes the socket, which ends the reader.
@@ -119,18 +91,15 @@ func (c *client) enqueue(pm *websocket.PreparedMessage) {
 
 type app struct {
 	counters stats.Counters
-	mu       sync.RWMutex
-	topics   map[string]map[*client]struct{}
+	topics   pubsub.Registry[*client]
 }
 
 func (a *app) readPump(c *client) {
 	defer func() {
 		c.shutdown()
-		a.unsubscribeAll(c)
+		a.topics.UnsubscribeAll(c)
 		a.counters.Closes.Add(1)
-		if c.state.Swap(stateClosed) == stateCounted {
-			a.counters.Sessions.Add(-1)
-		}
+		c.session.Closed(&a.counters)
 	}()
 	for {
 		// ReadMessage answers pings and close frames itself.
@@ -138,14 +107,12 @@ func (a *app) readPump(c *client) {
 		if err != nil {
 			return
 		}
-		var env envelope
-		if json.Unmarshal(p, &env) != nil {
+		cmd, ok := pubsub.Parse(p)
+		if !ok {
 			continue // not an envelope: skipped, like mizu's live
 		}
-		a.handle(c, env)
-		if c.state.CompareAndSwap(stateNew, stateCounted) {
-			a.counters.Sessions.Add(1)
-		}
+		a.topics.Handle(c, cmd, a)
+		c.session.Handled(&a.counters)
 	}
 }
 
@@ -163,43 +130,17 @@ func (a *app) writePump(c *client) {
 	}
 }
 
-// envelope is the live envelope, encoded like mizu's (no omitempty here).
-type envelope struct {
-	Topic string          `json:"topic"`
-	Data  json.RawMessage `json:"data"`
-}
-
-type topicData struct {
-	Topic string          `json:"topic"`
-	Data  json.RawMessage `json:"data"`
-}
-
-func (a *app) handle(c *client, env envelope) {
-	switch env.Topic {
-	case "subscribe", "unsubscribe", "publish":
-		var td topicData
-		if json.Unmarshal(env.Data, &td) != nil || td.Topic == "" {
-			return
-		}
-		switch env.Topic {
-		case "subscribe":
-			a.subscribe(c, td.Topic)
-		case "unsubscribe":
-			a.unsubscribe(c, td.Topic)
-		default:
-			a.publish(td.Topic, td.Data)
-		}
-	case "echo":
-		if pm := prepare("echo", env.Data); pm != nil {
-			c.enqueue(pm)
-		}
+// Echo queues data for c in an "echo" envelope (pubsub.Sender).
+func (a *app) Echo(c *client, data []byte) {
+	if pm := prepare("echo", data); pm != nil {
+		c.enqueue(pm)
 	}
 }
 
 // prepare encodes the envelope once as a PreparedMessage, gorilla's type
 // for sending one payload to many connections.
-func prepare(topic string, data json.RawMessage) *websocket.PreparedMessage {
-	b, err := json.Marshal(envelope{Topic: topic, Data: data})
+func prepare(topic string, data []byte) *websocket.PreparedMessage {
+	b, err := pubsub.Envelope(topic, data)
 	if err != nil {
 		return nil
 	}
@@ -210,61 +151,17 @@ func prepare(topic string, data json.RawMessage) *websocket.PreparedMessage {
 	return pm
 }
 
-func (a *app) subscribe(c *client, topic string) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	subs := a.topics[topic]
-	if subs == nil {
-		subs = make(map[*client]struct{})
-		a.topics[topic] = subs
-	}
-	subs[c] = struct{}{}
-	if c.topics == nil {
-		c.topics = make(map[string]struct{})
-	}
-	c.topics[topic] = struct{}{}
-}
-
-func (a *app) unsubscribe(c *client, topic string) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	a.remove(c, topic)
-	delete(c.topics, topic)
-}
-
-func (a *app) unsubscribeAll(c *client) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	for topic := range c.topics {
-		a.remove(c, topic)
-	}
-	c.topics = nil
-}
-
-// remove drops c from topic's subscribers; a.mu must be held.
-func (a *app) remove(c *client, topic string) {
-	if subs := a.topics[topic]; subs != nil {
-		delete(subs, c)
-		if len(subs) == 0 {
-			delete(a.topics, topic)
+// Publish encodes the envelope once, at the first subscriber, and queues the
+// same PreparedMessage for every subscriber; enqueue never blocks, so the
+// read lock is held throughout (pubsub.Sender).
+func (a *app) Publish(topic string, data []byte) {
+	var pm *websocket.PreparedMessage
+	for c := range a.topics.Subscribers(topic) {
+		if pm == nil {
+			if pm = prepare(topic, data); pm == nil {
+				return
+			}
 		}
-	}
-}
-
-// publish encodes the envelope once and queues the same PreparedMessage for
-// every subscriber; enqueue never blocks, so the read lock is held throughout.
-func (a *app) publish(topic string, data json.RawMessage) {
-	a.mu.RLock()
-	defer a.mu.RUnlock()
-	subs := a.topics[topic]
-	if len(subs) == 0 {
-		return
-	}
-	pm := prepare(topic, data)
-	if pm == nil {
-		return
-	}
-	for c := range subs {
 		c.enqueue(pm)
 	}
 }

@@ -31,37 +31,19 @@
 package main
 
 import (
-	"encoding/json"
-	"flag"
 	"log"
 	"net/http"
-	"net/http/pprof"
-	"os"
-	"sync"
-	"sync/atomic"
-	"time"
 
 	"github.com/lxzan/gws"
 
-	"github.com/livepoll/livepoll/internal/proc"
+	"github.com/livepoll/livepoll/bench/internal/pubsub"
 	stats "github.com/livepoll/livepoll/internal/srvstats"
 )
 
 func main() {
-	addr := flag.String("addr", "127.0.0.1:8080", "listen address")
-	exitAfter := flag.Duration("exit-after", 0, "exit after this long (0: never); a safety net for benchmark runs")
-	flag.Parse()
-	if _, err := proc.RaiseNOFILE(); err != nil {
-		log.Printf("raise RLIMIT_NOFILE: %v", err)
-	}
-	if *exitAfter > 0 {
-		time.AfterFunc(*exitAfter, func() {
-			log.Printf("exit-after %v reached", *exitAfter)
-			os.Exit(3)
-		})
-	}
+	addr := pubsub.Startup()
 
-	a := &app{topics: make(map[string]map[*peer]struct{})}
+	a := &app{}
 	upgrader := gws.NewUpgrader(a, &gws.ServerOption{
 		Recovery: gws.Recovery,
 		Authorize: func(*http.Request, gws.SessionStorage) bool {
@@ -69,9 +51,7 @@ func main() {
 			return true
 		},
 	})
-
-	mux := http.NewServeMux()
-	mux.HandleFunc("/ws", func(w http.ResponseWriter, r *http.Request) {
+	ws := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		socket, err := upgrader.Upgrade(w, r)
 		if err != nil {
 			return // Upgrade has answered with an HTTP error
@@ -79,25 +59,16 @@ func main() {
 		socket.Session().Store(peerKey, &peer{conn: socket})
 		go socket.ReadLoop()
 	})
-	mux.Handle("GET /stats", stats.Handler(&a.counters))
-	mux.HandleFunc("GET /debug/pprof/", pprof.Index) // goroutine dumps when a run goes wrong
-	log.Fatal(http.ListenAndServe(*addr, mux))
+	log.Fatal(http.ListenAndServe(addr, pubsub.Mux(ws, &a.counters)))
 }
-
-// Session states for stats.Counters.Sessions: counted after the first
-// handled message, uncounted at close (whichever comes first wins).
-const (
-	stateNew int32 = iota
-	stateCounted
-	stateClosed
-)
 
 const peerKey = "peer" // the *peer in a connection's gws session storage
 
 type peer struct {
-	conn   *gws.Conn
-	state  atomic.Int32
-	topics map[string]struct{} // guarded by app.mu
+	conn    *gws.Conn
+	session pubsub.Session // for the sessions count of /stats
+
+	pubsub.Subscriptions // its topics, kept by app.topics
 }
 
 func peerOf(socket *gws.Conn) *peer {
@@ -111,24 +82,23 @@ type app struct {
 	gws.BuiltinEventHandler // OnOpen, OnPing (answers with a pong), OnPong
 
 	counters stats.Counters
-	mu       sync.RWMutex
-	topics   map[string]map[*peer]struct{}
+	topics   pubsub.Registry[*peer]
 }
 
+// OnMessage runs a message. pubsub.Parse copies what it keeps, so nothing
+// refers to the gws message buffer released after OnMessage.
 func (a *app) OnMessage(socket *gws.Conn, message *gws.Message) {
 	defer message.Close()
 	p := peerOf(socket)
 	if p == nil {
 		return
 	}
-	var env envelope
-	if json.Unmarshal(message.Bytes(), &env) != nil {
+	cmd, ok := pubsub.Parse(message.Bytes())
+	if !ok {
 		return // not an envelope: skipped, like mizu's live
 	}
-	a.handle(p, env)
-	if p.state.CompareAndSwap(stateNew, stateCounted) {
-		a.counters.Sessions.Add(1)
-	}
+	a.topics.Handle(p, cmd, a)
+	p.session.Handled(&a.counters)
 }
 
 func (a *app) OnClose(socket *gws.Conn, _ error) {
@@ -137,105 +107,33 @@ func (a *app) OnClose(socket *gws.Conn, _ error) {
 	if p == nil {
 		return
 	}
-	a.unsubscribeAll(p)
-	if p.state.Swap(stateClosed) == stateCounted {
-		a.counters.Sessions.Add(-1)
+	a.topics.UnsubscribeAll(p)
+	p.session.Closed(&a.counters)
+}
+
+// Echo writes data back to p in an "echo" envelope (pubsub.Sender).
+func (a *app) Echo(p *peer, data []byte) {
+	if b, err := pubsub.Envelope("echo", data); err == nil {
+		_ = p.conn.WriteMessage(gws.OpcodeText, b)
 	}
 }
 
-// envelope is the live envelope, encoded like mizu's (no omitempty here).
-type envelope struct {
-	Topic string          `json:"topic"`
-	Data  json.RawMessage `json:"data"`
-}
-
-type topicData struct {
-	Topic string          `json:"topic"`
-	Data  json.RawMessage `json:"data"`
-}
-
-// handle runs a message. json.Unmarshal copies into json.RawMessage, so
-// nothing in env refers to the gws message buffer released after OnMessage.
-func (a *app) handle(p *peer, env envelope) {
-	switch env.Topic {
-	case "subscribe", "unsubscribe", "publish":
-		var td topicData
-		if json.Unmarshal(env.Data, &td) != nil || td.Topic == "" {
-			return
+// Publish encodes the envelope once, at the first subscriber, and
+// broadcasts it. Broadcast only queues the frame (a write error closes the
+// connection on the queue's goroutine), so the read lock is held throughout.
+func (a *app) Publish(topic string, data []byte) {
+	var bc *gws.Broadcaster
+	for p := range a.topics.Subscribers(topic) {
+		if bc == nil {
+			b, err := pubsub.Envelope(topic, data)
+			if err != nil {
+				return
+			}
+			bc = gws.NewBroadcaster(gws.OpcodeText, b)
 		}
-		switch env.Topic {
-		case "subscribe":
-			a.subscribe(p, td.Topic)
-		case "unsubscribe":
-			a.unsubscribe(p, td.Topic)
-		default:
-			a.publish(td.Topic, td.Data)
-		}
-	case "echo":
-		if b, err := json.Marshal(envelope{Topic: "echo", Data: env.Data}); err == nil {
-			_ = p.conn.WriteMessage(gws.OpcodeText, b)
-		}
-	}
-}
-
-func (a *app) subscribe(p *peer, topic string) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	subs := a.topics[topic]
-	if subs == nil {
-		subs = make(map[*peer]struct{})
-		a.topics[topic] = subs
-	}
-	subs[p] = struct{}{}
-	if p.topics == nil {
-		p.topics = make(map[string]struct{})
-	}
-	p.topics[topic] = struct{}{}
-}
-
-func (a *app) unsubscribe(p *peer, topic string) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	a.remove(p, topic)
-	delete(p.topics, topic)
-}
-
-func (a *app) unsubscribeAll(p *peer) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	for topic := range p.topics {
-		a.remove(p, topic)
-	}
-	p.topics = nil
-}
-
-// remove drops p from topic's subscribers; a.mu must be held.
-func (a *app) remove(p *peer, topic string) {
-	if subs := a.topics[topic]; subs != nil {
-		delete(subs, p)
-		if len(subs) == 0 {
-			delete(a.topics, topic)
-		}
-	}
-}
-
-// publish encodes the envelope once and broadcasts it. Broadcast only
-// queues the frame (a write error closes the connection on the queue's
-// goroutine), so the read lock is held throughout.
-func (a *app) publish(topic string, data json.RawMessage) {
-	a.mu.RLock()
-	defer a.mu.RUnlock()
-	subs := a.topics[topic]
-	if len(subs) == 0 {
-		return
-	}
-	b, err := json.Marshal(envelope{Topic: topic, Data: data})
-	if err != nil {
-		return
-	}
-	bc := gws.NewBroadcaster(gws.OpcodeText, b)
-	defer bc.Close()
-	for p := range subs {
 		_ = bc.Broadcast(p.conn)
+	}
+	if bc != nil {
+		_ = bc.Close()
 	}
 }

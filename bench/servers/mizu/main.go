@@ -6,33 +6,18 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"flag"
 	"log"
 	"net/http"
-	"net/http/pprof"
-	"os"
 	"sync/atomic"
-	"time"
 
 	"github.com/go-mizu/mizu/live"
 
-	"github.com/livepoll/livepoll/internal/proc"
+	"github.com/livepoll/livepoll/bench/internal/pubsub"
 	stats "github.com/livepoll/livepoll/internal/srvstats"
 )
 
 func main() {
-	addr := flag.String("addr", "127.0.0.1:8080", "listen address")
-	exitAfter := flag.Duration("exit-after", 0, "exit after this long (0: never); a safety net for benchmark runs")
-	flag.Parse()
-	if _, err := proc.RaiseNOFILE(); err != nil {
-		log.Printf("raise RLIMIT_NOFILE: %v", err)
-	}
-	if *exitAfter > 0 {
-		time.AfterFunc(*exitAfter, func() {
-			log.Printf("exit-after %v reached", *exitAfter)
-			os.Exit(3)
-		})
-	}
+	addr := pubsub.Startup()
 
 	var counters stats.Counters
 	var server *live.Server
@@ -55,11 +40,7 @@ func main() {
 		},
 	})
 
-	mux := http.NewServeMux()
-	mux.Handle("/ws", server.Handler())
-	mux.Handle("GET /stats", stats.Handler(&counters))
-	mux.HandleFunc("GET /debug/pprof/", pprof.Index) // goroutine dumps when a run goes wrong
-	log.Fatal(http.ListenAndServe(*addr, mux))
+	log.Fatal(http.ListenAndServe(addr, pubsub.Mux(server.Handler(), &counters)))
 }
 
 type topicData struct {

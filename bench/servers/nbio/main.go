@@ -36,59 +36,38 @@
 package main
 
 import (
-	"encoding/json"
-	"flag"
 	"log"
 	"net/http"
-	"net/http/pprof"
-	"os"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/lesismal/nbio/nbhttp"
 	"github.com/lesismal/nbio/nbhttp/websocket"
 
-	"github.com/livepoll/livepoll/internal/proc"
+	"github.com/livepoll/livepoll/bench/internal/pubsub"
 	stats "github.com/livepoll/livepoll/internal/srvstats"
 )
 
 func main() {
-	addr := flag.String("addr", "127.0.0.1:8080", "listen address")
-	exitAfter := flag.Duration("exit-after", 0, "exit after this long (0: never); a safety net for benchmark runs")
-	flag.Parse()
-	if _, err := proc.RaiseNOFILE(); err != nil {
-		log.Printf("raise RLIMIT_NOFILE: %v", err)
-	}
-	if *exitAfter > 0 {
-		time.AfterFunc(*exitAfter, func() {
-			log.Printf("exit-after %v reached", *exitAfter)
-			os.Exit(3)
-		})
-	}
+	addr := pubsub.Startup()
 
-	a := &app{topics: make(map[string]map[*peer]struct{})}
+	a := &app{}
 	upgrader := websocket.NewUpgrader()
 	upgrader.KeepaliveTime = 0
 	upgrader.CheckOrigin = func(*http.Request) bool { return true }
 	upgrader.OnOpen(func(c *websocket.Conn) { c.SetSession(&peer{conn: c}) })
 	upgrader.OnMessage(a.onMessage)
 	upgrader.OnClose(a.onClose)
-
-	mux := http.NewServeMux()
-	mux.HandleFunc("/ws", func(w http.ResponseWriter, r *http.Request) {
+	ws := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		a.counters.Auths.Add(1)
 		if _, err := upgrader.Upgrade(w, r, nil); err != nil {
 			return // Upgrade has answered with an HTTP error
 		}
 	})
-	mux.Handle("GET /stats", stats.Handler(&a.counters))
-	mux.HandleFunc("GET /debug/pprof/", pprof.Index) // goroutine dumps when a run goes wrong
 
 	engine := nbhttp.NewEngine(nbhttp.Config{
 		Network:                 "tcp",
-		Addrs:                   []string{*addr},
-		Handler:                 mux,
+		Addrs:                   []string{addr},
+		Handler:                 pubsub.Mux(ws, &a.counters),
 		IOMod:                   nbhttp.IOModNonBlocking,
 		ReleaseWebsocketPayload: true,
 		MaxWriteBufferSize:      1 << 20,
@@ -100,39 +79,31 @@ func main() {
 	engine.Wait()
 }
 
-// Session states for stats.Counters.Sessions: counted after the first
-// handled message, uncounted at close (whichever comes first wins).
-const (
-	stateNew int32 = iota
-	stateCounted
-	stateClosed
-)
-
 type peer struct {
-	conn   *websocket.Conn
-	state  atomic.Int32
-	topics map[string]struct{} // guarded by app.mu
+	conn    *websocket.Conn
+	session pubsub.Session // for the sessions count of /stats
+
+	pubsub.Subscriptions // its topics, kept by app.topics
 }
 
 type app struct {
 	counters stats.Counters
-	mu       sync.RWMutex
-	topics   map[string]map[*peer]struct{}
+	topics   pubsub.Registry[*peer]
 }
 
+// onMessage runs a message. pubsub.Parse copies what it keeps, so nothing
+// refers to nbio's released payload buffer.
 func (a *app) onMessage(c *websocket.Conn, _ websocket.MessageType, data []byte) {
 	p, _ := c.Session().(*peer)
 	if p == nil {
 		return
 	}
-	var env envelope
-	if json.Unmarshal(data, &env) != nil {
+	cmd, ok := pubsub.Parse(data)
+	if !ok {
 		return // not an envelope: skipped, like mizu's live
 	}
-	a.handle(p, env)
-	if p.state.CompareAndSwap(stateNew, stateCounted) {
-		a.counters.Sessions.Add(1)
-	}
+	a.topics.Handle(p, cmd, a)
+	p.session.Handled(&a.counters)
 }
 
 func (a *app) onClose(c *websocket.Conn, _ error) {
@@ -141,105 +112,28 @@ func (a *app) onClose(c *websocket.Conn, _ error) {
 	if p == nil {
 		return
 	}
-	a.unsubscribeAll(p)
-	if p.state.Swap(stateClosed) == stateCounted {
-		a.counters.Sessions.Add(-1)
+	a.topics.UnsubscribeAll(p)
+	p.session.Closed(&a.counters)
+}
+
+// Echo writes data back to p in an "echo" envelope (pubsub.Sender).
+func (a *app) Echo(p *peer, data []byte) {
+	if b, err := pubsub.Envelope("echo", data); err == nil {
+		_ = p.conn.WriteMessage(websocket.TextMessage, b)
 	}
 }
 
-// envelope is the live envelope, encoded like mizu's (no omitempty here).
-type envelope struct {
-	Topic string          `json:"topic"`
-	Data  json.RawMessage `json:"data"`
-}
-
-type topicData struct {
-	Topic string          `json:"topic"`
-	Data  json.RawMessage `json:"data"`
-}
-
-// handle runs a message. data and its copies in env are the app's own:
-// json.Unmarshal copies into json.RawMessage, so nothing refers to nbio's
-// released payload buffer.
-func (a *app) handle(p *peer, env envelope) {
-	switch env.Topic {
-	case "subscribe", "unsubscribe", "publish":
-		var td topicData
-		if json.Unmarshal(env.Data, &td) != nil || td.Topic == "" {
-			return
-		}
-		switch env.Topic {
-		case "subscribe":
-			a.subscribe(p, td.Topic)
-		case "unsubscribe":
-			a.unsubscribe(p, td.Topic)
-		default:
-			a.publish(td.Topic, td.Data)
-		}
-	case "echo":
-		if b, err := json.Marshal(envelope{Topic: "echo", Data: env.Data}); err == nil {
-			_ = p.conn.WriteMessage(websocket.TextMessage, b)
-		}
-	}
-}
-
-func (a *app) subscribe(p *peer, topic string) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	subs := a.topics[topic]
-	if subs == nil {
-		subs = make(map[*peer]struct{})
-		a.topics[topic] = subs
-	}
-	subs[p] = struct{}{}
-	if p.topics == nil {
-		p.topics = make(map[string]struct{})
-	}
-	p.topics[topic] = struct{}{}
-}
-
-func (a *app) unsubscribe(p *peer, topic string) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	a.remove(p, topic)
-	delete(p.topics, topic)
-}
-
-func (a *app) unsubscribeAll(p *peer) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	for topic := range p.topics {
-		a.remove(p, topic)
-	}
-	p.topics = nil
-}
-
-// remove drops p from topic's subscribers; a.mu must be held.
-func (a *app) remove(p *peer, topic string) {
-	if subs := a.topics[topic]; subs != nil {
-		delete(subs, p)
-		if len(subs) == 0 {
-			delete(a.topics, topic)
-		}
-	}
-}
-
-// publish encodes the envelope once and writes it to every subscriber.
+// Publish encodes the envelope once and writes it to every subscriber.
 // WriteMessage does not block (nbio queues what the socket does not take),
 // but it can close a connection (write error, MaxWriteBufferSize), and the
-// close handler takes a.mu: so the subscribers are copied out first, as
-// mizu's live does, and written to without the lock.
-func (a *app) publish(topic string, data json.RawMessage) {
-	a.mu.RLock()
-	subs := make([]*peer, 0, len(a.topics[topic]))
-	for p := range a.topics[topic] {
-		subs = append(subs, p)
-	}
-	a.mu.RUnlock()
+// close handler takes the registry's lock: so the subscribers are copied
+// out first, as mizu's live does, and written to without the lock.
+func (a *app) Publish(topic string, data []byte) {
+	subs := a.topics.Snapshot(topic)
 	if len(subs) == 0 {
 		return
 	}
-	b, err := json.Marshal(envelope{Topic: topic, Data: data})
+	b, err := pubsub.Envelope(topic, data)
 	if err != nil {
 		return
 	}

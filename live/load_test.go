@@ -184,8 +184,10 @@ func TestIdleConnectionsCostNoGoroutinesAndOneFD(t *testing.T) {
 	open(400)
 	g500, f500 := stableGoroutines(), countFDs(t)
 	t.Logf("goroutines: %d with 100 connections, %d with 500; descriptors: %d, %d", g100, g500, f100, f500)
-	if g500-g100 > 5 {
-		t.Errorf("400 more idle connections added %d goroutines; want at most 5 (none per connection)", g500-g100)
+	// The worker pool may still hold the workers the second burst of handshakes woke (up to
+	// four per CPU, until they idle out); anything per connection would be hundreds.
+	if limit := 4*runtime.GOMAXPROCS(0) + 5; g500-g100 > limit {
+		t.Errorf("400 more idle connections added %d goroutines; want at most %d (none per connection)", g500-g100, limit)
 	}
 	// Client and server side live in this process: 2 per connection, so the server side
 	// costs exactly one (no dup through File()).

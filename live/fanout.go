@@ -85,18 +85,7 @@ func (srv *Server) submitFlush(b *flushBatch) {
 // arrange a flush: the queue was empty, so nobody else (a pending flush, the poller's
 // next writable edge, the portable path's writer) will write it.
 func (s *Session) enqueue(f *pool.Shared) bool {
-	s.wmu.Lock()
-	if s.state.Load() != stateOpen || !s.fdOpen {
-		s.wmu.Unlock()
-		return false
-	}
-	if full, err := s.queueFullLocked(); full || err != nil {
-		s.wmu.Unlock()
-		if err != nil {
-			s.writeFailed(err)
-			return false
-		}
-		s.closeWith(ErrQueueFull, statusQueueFull, "send queue full")
+	if s.lockForSend() != nil {
 		return false
 	}
 	f.Retain()

@@ -1,6 +1,7 @@
 package live
 
 import (
+	"errors"
 	"os"
 
 	"github.com/livepoll/livepoll/pool"
@@ -15,21 +16,40 @@ import (
 // maxIovecs bounds one writev call.
 const maxIovecs = 64
 
-// deliver sends one frame to the session (the caller keeps its own reference to f).
-func (s *Session) deliver(f *pool.Shared) error {
+// errWriteFailed reports that lockForSend ended the session on a write error.
+var errWriteFailed = errors.New("live: write failed")
+
+// lockForSend takes wmu for one more outgoing frame. It returns nil with wmu held, or,
+// with wmu released: ErrSessionClosed (the session is closing or closed), ErrQueueFull
+// (the session had QueueSize frames waiting and is now closed for it), or errWriteFailed
+// (writing the queue failed and the session is ending).
+func (s *Session) lockForSend() error {
 	s.wmu.Lock()
 	if s.state.Load() != stateOpen || !s.fdOpen {
 		s.wmu.Unlock()
 		return ErrSessionClosed
 	}
-	if full, err := s.queueFullLocked(); full || err != nil {
-		s.wmu.Unlock()
-		if err != nil {
-			s.writeFailed(err)
+	full, err := s.queueFullLocked()
+	if !full && err == nil {
+		return nil
+	}
+	s.wmu.Unlock()
+	if err != nil {
+		s.writeFailed(err)
+		return errWriteFailed
+	}
+	s.closeWith(ErrQueueFull, statusQueueFull, "send queue full")
+	return ErrQueueFull
+}
+
+// deliver sends one frame to the session (the caller keeps its own reference to f). A
+// write error ends the session but is not the sender's: it returns nil then.
+func (s *Session) deliver(f *pool.Shared) error {
+	if err := s.lockForSend(); err != nil {
+		if err == errWriteFailed {
 			return nil
 		}
-		s.closeWith(ErrQueueFull, statusQueueFull, "send queue full")
-		return ErrQueueFull
+		return err
 	}
 	err := s.enqueueLocked(f)
 	s.wmu.Unlock()

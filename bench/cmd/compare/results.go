@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -13,25 +14,15 @@ import (
 
 	"github.com/livepoll/livepoll/bench/internal/chart"
 	"github.com/livepoll/livepoll/bench/internal/harness"
+	"github.com/livepoll/livepoll/bench/internal/slope"
 )
 
 // The parts of the measurement programs' JSON that the summary uses.
 
+// memResult is memslope's Result; the /stats samples are not needed here.
 type memResult struct {
-	Impl  string `json:"impl"`
-	Idle  memStep
-	Steps []memStep `json:"steps"`
-
-	RSSPerConn        float64 `json:"rss_bytes_per_conn"`
-	HeapStackPerConn  float64 `json:"heap_stack_bytes_per_conn"`
-	GoroutinesPerConn float64 `json:"goroutines_per_conn"`
-	FDsPerConn        float64 `json:"fds_per_conn"`
-	Error             string  `json:"error"`
-}
-
-type memStep struct {
-	Conns int    `json:"conns"`
-	RSS   uint64 `json:"rss_bytes"`
+	Impl string `json:"impl"`
+	slope.Result[json.RawMessage]
 }
 
 type fanResult struct {

@@ -17,6 +17,11 @@ var (
 	// ErrTooLarge matches every [*Error] with close code 1009: a message is
 	// larger than the limit given to [Reader.Feed].
 	ErrTooLarge = errors.New("frame: message too large")
+	// ErrPause may be returned by a [Handler] method to stop [Reader.FeedSome]
+	// right after the frame it was handed: FeedSome returns how many bytes it
+	// consumed and the Reader stays usable, so the rest can be fed later. It is
+	// how a caller bounds the messages handled in one turn.
+	ErrPause = errors.New("frame: pause")
 )
 
 // Error is a protocol violation by the peer, with the status code the server

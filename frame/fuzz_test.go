@@ -29,6 +29,9 @@ func FuzzReader(f *testing.F) {
 				)
 			}
 		}
+		if got := runPausing(in, int64(limit), int(failAt)); !got.equal(whole) {
+			t.Fatalf("pausing after every frame:\ngot  %v\nwant %v", got, whole)
+		}
 		if len(in) > 1024 {
 			return // byte by byte would slow the fuzzer down for little gain
 		}

@@ -114,6 +114,7 @@ func (e event) String() string {
 type recorder struct {
 	events []event
 	failAt int
+	pause  bool // answer every other call with ErrPause
 }
 
 var errStop = errors.New("handler stop")
@@ -130,6 +131,9 @@ func (r *recorder) record(op ws.OpCode, p []byte) error {
 	r.events = append(r.events, event{op: op, payload: string(p)})
 	if len(r.events) == r.failAt {
 		return errStop
+	}
+	if r.pause {
+		return ErrPause
 	}
 	return nil
 }
@@ -174,13 +178,39 @@ func run(in []byte, cuts []int, limit int64, failAt int) outcome {
 		if err == nil {
 			continue
 		}
-		o.err = err.Error()
-		var fe *Error
-		if errors.As(err, &fe) {
-			o.code = fe.Code
+		o.fail(err, func() error { return r.Feed([]byte{0x81}, limit, h) })
+		break
+	}
+	o.events = h.events
+	o.buffered = r.Buffered()
+	o.partial = r.Partial()
+	return o
+}
+
+// runPausing feeds a copy of in whole to a Reader whose handler pauses after
+// every frame, feeding the rest again after each pause, as a server bounding
+// its turns does; the outcome must be the same as without pauses.
+func runPausing(in []byte, limit int64, failAt int) outcome {
+	in = slices.Clone(in)
+	var r Reader
+	defer r.Release()
+	h := &recorder{failAt: failAt, pause: true}
+	var o outcome
+	for rest := in; ; {
+		n, err := r.FeedSome(rest, limit, h)
+		if err == ErrPause {
+			if n <= 0 || n > len(rest) {
+				o.err = fmt.Sprintf("paused after consuming %d of %d bytes", n, len(rest))
+				break
+			}
+			rest = rest[n:]
+			if len(rest) == 0 {
+				break
+			}
+			continue
 		}
-		if again := r.Feed([]byte{0x81}, limit, h); again != err {
-			o.err += fmt.Sprintf(" (then not sticky: %v)", again)
+		if err != nil {
+			o.fail(err, func() error { _, again := r.FeedSome([]byte{0x81}, limit, h); return again })
 		}
 		break
 	}
@@ -188,4 +218,16 @@ func run(in []byte, cuts []int, limit int64, failAt int) outcome {
 	o.buffered = r.Buffered()
 	o.partial = r.Partial()
 	return o
+}
+
+// fail records a Feed error and checks that it is sticky.
+func (o *outcome) fail(err error, feedAgain func() error) {
+	o.err = err.Error()
+	var fe *Error
+	if errors.As(err, &fe) {
+		o.code = fe.Code
+	}
+	if again := feedAgain(); again != err {
+		o.err += fmt.Sprintf(" (then not sticky: %v)", again)
+	}
 }

@@ -78,14 +78,24 @@ type state struct {
 // returns an [*Error]. Either way the Reader must not be fed again: later
 // calls return the same error until [Reader.Release].
 func (r *Reader) Feed(p []byte, limit int64, h Handler) error {
+	_, err := r.FeedSome(p, limit, h)
+	return err
+}
+
+// FeedSome is Feed for a caller that may stop early: when a Handler method
+// returns [ErrPause], FeedSome stops after the frame that method was handed
+// and returns the number of bytes of p it consumed together with ErrPause; the
+// Reader stays usable and p[n:] is to be fed next. On any other outcome it is
+// Feed, and n is meaningless when err is not nil or ErrPause.
+func (r *Reader) FeedSome(p []byte, limit int64, h Handler) (n int, err error) {
 	if r.st != nil && r.st.err != nil {
-		return r.st.err
+		return 0, r.st.err
 	}
-	err := r.feed(p, limit, h)
-	if err != nil {
+	n, err = r.feed(p, limit, h)
+	if err != nil && err != ErrPause {
 		r.fail(err)
 	}
-	return err
+	return n, err
 }
 
 // Buffered reports how many bytes the Reader currently holds: the partial
@@ -129,21 +139,22 @@ func (r *Reader) Release() {
 	statePool.Put(st)
 }
 
-func (r *Reader) feed(p []byte, limit int64, h Handler) error {
-	for len(p) > 0 {
+func (r *Reader) feed(p []byte, limit int64, h Handler) (int, error) {
+	done := 0
+	for done < len(p) {
 		var n int
 		var err error
 		if st := r.st; st != nil && (st.inFrame || st.hdrLen > 0) {
-			n, err = r.resume(p, limit, h)
+			n, err = r.resume(p[done:], limit, h)
 		} else {
-			n, err = r.start(p, limit, h)
+			n, err = r.start(p[done:], limit, h)
 		}
+		done += n
 		if err != nil {
-			return err
+			return done, err
 		}
-		p = p[n:]
 	}
-	return nil
+	return done, nil
 }
 
 // start reads a frame from its first byte at p[0] and returns how many
@@ -260,7 +271,7 @@ func (r *Reader) payload(p []byte, h Handler) (int, error) {
 		err = h.Message(st.msgOp, msg)
 		st.endMessage()
 	}
-	if err == nil && st.msgOp == 0 {
+	if (err == nil || err == ErrPause) && st.msgOp == 0 {
 		r.Release()
 	}
 	return k, err

@@ -459,6 +459,9 @@ func TestReaderRFC(t *testing.T) {
 				)
 			}
 			checkSplits(t, tc.in, tc.limit, 0, whole)
+			if paused := runPausing(tc.in, tc.limit, 0); !paused.equal(whole) {
+				t.Fatalf("pausing after every frame:\ngot  %v\nwant %v", paused, whole)
+			}
 		})
 	}
 }

@@ -736,7 +736,8 @@ func TestPublishDoesNotKeepData(t *testing.T) {
 	joined := make(chan struct{}, 1)
 	var srv *Server
 	srv, url := testServer(t, Options{
-		QueueSize: 1024,
+		QueueSize:  1024,
+		QueueBytes: 1 << 30, // 400 frames of 128 KiB buffers must fit
 		OnMessage: func(ctx context.Context, s *Session, topic string, data []byte) {
 			srv.Subscribe(s, "t")
 			joined <- struct{}{}

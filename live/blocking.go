@@ -67,7 +67,9 @@ func (s *Session) blockingReader() {
 }
 
 // readInbox is readReady for the portable path: it consumes what the reader handed over.
-func (s *Session) readInbox() {
+// It reports whether parsing stopped before the end of it (the rest is in pending, and
+// the reader may already reuse its buffer).
+func (s *Session) readInbox() (stopped bool) {
 	b := s.blk
 	b.mu.Lock()
 	p, err := b.inbox, b.readErr
@@ -75,15 +77,16 @@ func (s *Session) readInbox() {
 	b.inbox, b.readErr = nil, nil
 	b.mu.Unlock()
 	if !had {
-		return
+		return false
 	}
 	if len(p) > 0 {
-		s.received(p)
+		stopped = s.received(p)
 	}
 	if err != nil {
 		s.inputEnded(err)
 	}
 	b.taken <- struct{}{} // the reader may reuse its buffer
+	return stopped
 }
 
 // wakeWriter tells the writer that the queue has frames.
@@ -104,11 +107,14 @@ func (s *Session) blockingWriter() {
 		case <-b.done:
 			return
 		}
+		// The batch stays counted in qbytes until it is written, so the queue's bounds
+		// hold for what the writer has taken too.
 		s.wmu.Lock()
 		batch, off := s.q, s.qoff
 		s.q, s.qoff = nil, 0
 		s.wmu.Unlock()
 		var err error
+		var written int32
 		for i, f := range batch {
 			if err == nil {
 				p := f.B
@@ -119,6 +125,7 @@ func (s *Session) blockingWriter() {
 				n, err = s.conn.Write(p)
 				s.srv.stats.bytesOut.Add(uint64(n))
 			}
+			written += frameCost(f)
 			f.Release()
 		}
 		if err != nil {
@@ -128,6 +135,8 @@ func (s *Session) blockingWriter() {
 			return
 		}
 		s.wmu.Lock()
+		s.qbytes = max(0, s.qbytes-written) // finish may have zeroed it meanwhile
+		s.resumeIfDrainedLocked()
 		if s.shutWr && len(s.q) == 0 {
 			s.shutWr = false
 			if cw, ok := s.conn.(interface{ CloseWrite() error }); ok {

@@ -35,6 +35,10 @@ var (
 	// code 1001 (going away).
 	ErrServerClosed = errors.New("live: server closed")
 
+	// ErrRateLimited is given to OnClose when the client went over Options.MessageRate or
+	// Options.ByteRate and Options.RateLimitClose is set. The server sent close code 1008.
+	ErrRateLimited = errors.New("live: client over its rate limit")
+
 	// ErrHandlerPanic is given to OnClose when OnMessage panicked for that session. The
 	// panic is recovered, the session is closed with code 1011 and the server goes on.
 	ErrHandlerPanic = errors.New("live: OnMessage panicked")

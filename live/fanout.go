@@ -46,8 +46,7 @@ func (b *flushBatch) Run() {
 	flushBatches.Put(b)
 }
 
-// deliverAll hands f to every session of subs. The caller holds the topic's read lock, so
-// subs does not change until deliverAll returns.
+// deliverAll hands f to every session of subs, a snapshot of a topic's subscribers.
 func (srv *Server) deliverAll(subs []*Session, f *pool.Shared) {
 	if len(subs) < fanoutLarge || srv.eng == nil {
 		for _, s := range subs {
@@ -88,8 +87,7 @@ func (s *Session) enqueue(f *pool.Shared) bool {
 	if s.lockForSend() != nil {
 		return false
 	}
-	f.Retain()
-	s.q = append(s.q, f)
+	s.pushLocked(f)
 	if s.blk != nil {
 		s.blk.wakeWriter()
 		s.wmu.Unlock()

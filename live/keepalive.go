@@ -23,10 +23,15 @@ type wheel struct {
 	now   int64 // unix second of the slot being swept last
 }
 
-// schedule puts s in the slot of second at (clamped to the wheel's horizon).
+// schedule puts s in the slot of second at (clamped to the wheel's horizon). A session
+// that has finished is not scheduled (finish removes it after marking it closed, so the
+// two cannot cross).
 func (w *wheel) schedule(s *Session, at int64) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	if s.state.Load() == stateClosed || s.inWheel {
+		return
+	}
 	if w.now == 0 {
 		w.now = time.Now().Unix()
 	}
@@ -37,7 +42,38 @@ func (w *wheel) schedule(s *Session, at int64) {
 		at = w.now + wheelSlots - 1
 	}
 	i := at % wheelSlots
+	s.inWheel, s.wheelSlot, s.wheelPos = true, uint8(i), int32(len(w.slots[i]))
 	w.slots[i] = append(w.slots[i], s)
+}
+
+// len reports how many sessions the wheel holds.
+func (w *wheel) len() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	n := 0
+	for _, slot := range w.slots {
+		n += len(slot)
+	}
+	return n
+}
+
+// remove takes a finished session out of the wheel at once, so that nothing keeps its
+// memory until its slot comes round.
+func (w *wheel) remove(s *Session) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !s.inWheel {
+		return
+	}
+	s.inWheel = false
+	slot := w.slots[s.wheelSlot]
+	last := len(slot) - 1
+	if i := int(s.wheelPos); i != last {
+		slot[i] = slot[last]
+		slot[i].wheelPos = int32(i)
+	}
+	slot[last] = nil
+	w.slots[s.wheelSlot] = slot[:last]
 }
 
 // due moves the wheel to second now and appends the sessions of every slot passed to dst.
@@ -51,6 +87,9 @@ func (w *wheel) due(now int64, dst []*Session) []*Session {
 	for w.now < now {
 		w.now++
 		i := w.now % wheelSlots
+		for _, s := range w.slots[i] {
+			s.inWheel = false
+		}
 		dst = append(dst, w.slots[i]...)
 		clear(w.slots[i])
 		if cap(w.slots[i]) > 1024 && len(w.slots[i]) < cap(w.slots[i])/4 {

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/gorilla/websocket"
 )
@@ -99,5 +100,16 @@ func TestMessageThenHangupIsSeen(t *testing.T) {
 		case <-time.After(3 * time.Second):
 			t.Fatalf("connection %d: EOF after a message not seen within 3 s", i)
 		}
+	}
+}
+
+// TestSessionSize keeps a Session in the 256-byte size class on 64-bit platforms: it is
+// allocated per connection, and the next class (288) would add 32 bytes to every idle one.
+func TestSessionSize(t *testing.T) {
+	if unsafe.Sizeof(uintptr(0)) != 8 {
+		t.Skip("the size class is checked on 64-bit platforms")
+	}
+	if got := unsafe.Sizeof(Session{}); got > 256 {
+		t.Fatalf("Session is %d bytes, over the 256-byte size class", got)
 	}
 }

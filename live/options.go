@@ -9,8 +9,9 @@ import (
 )
 
 const (
-	defaultQueueSize = 256
-	defaultReadLimit = 4 << 20 // 4 MiB
+	defaultQueueSize  = 256
+	defaultQueueBytes = 4 << 20 // 4 MiB
+	defaultReadLimit  = 4 << 20 // 4 MiB
 
 	defaultPingInterval = 30 * time.Second
 	defaultIdleTimeout  = 60 * time.Second
@@ -27,6 +28,16 @@ type Options struct {
 	// does not take them (default 256). Sending one more closes the session with
 	// ErrQueueFull.
 	QueueSize int
+
+	// QueueBytes bounds the same queue in bytes (default 4 MiB): a queued message counts
+	// the pooled buffer it holds (its frame rounded up to a power of two), and a published
+	// message counts against every session that holds it. A send that finds the queue at
+	// QueueBytes closes the session with ErrQueueFull; one message is always accepted
+	// into an empty queue, so a session holds at most QueueBytes plus one message. At half
+	// of QueueSize or QueueBytes the session stops being read (its client is held back by
+	// TCP) until the queue is down to a quarter, so a client that sends requests and does
+	// not read the answers pins at most this bound. At most 1 GiB. docs/tuning.md sizes it.
+	QueueBytes int
 
 	// ReadLimit is the largest client message accepted, in bytes (default 4 MiB). A larger
 	// one closes the session with close code 1009 and ErrMessageTooLarge.
@@ -77,17 +88,54 @@ type Options struct {
 
 	// MaxWorkers caps the worker goroutines that run OnMessage, OnClose and session reads
 	// (default 10000). The pool keeps a few workers per CPU busy and grows beyond that only
-	// while every worker is blocked (an OnMessage waiting on a database, say), doubling
-	// each millisecond without progress. At the cap, sessions with work wait in a FIFO for
-	// a free worker; reading from them pauses meanwhile.
+	// while every worker is inside OnMessage or OnClose (waiting on a database, say),
+	// doubling each millisecond without a finished task; floods of input never make it
+	// grow (a session reads in bounded turns and then goes to the back of the line). At
+	// the cap, sessions with work wait in a FIFO for a free worker; reading from them
+	// pauses meanwhile.
 	MaxWorkers int
+
+	// MessageRate limits each client to this many messages per second (data messages and
+	// control frames alike), with bursts of MessageBurst (default: MessageRate, at least
+	// 1). 0, the default, is no limit. A client over its limit is not read (TCP holds it
+	// back) until its bucket has refilled, or closed under RateLimitClose. The buckets
+	// refill on use: no timer or goroutine per session.
+	MessageRate  float64
+	MessageBurst int
+
+	// ByteRate limits each client to this many bytes per second as read from its socket
+	// (frame headers included), with bursts of ByteBurst (default: ByteRate, at least
+	// 4 KiB). 0, the default, is no limit. Over the limit, as for MessageRate.
+	ByteRate  float64
+	ByteBurst int
+
+	// RateLimitClose closes a client that goes over MessageRate or ByteRate (close code
+	// 1008, ErrRateLimited) instead of pausing it.
+	RateLimitClose bool
+
+	// MaxUpgradeRate caps new sessions per second, with bursts of UpgradeBurst (default:
+	// MaxUpgradeRate, at least 1); upgrades over it are answered 503 with Retry-After: 1
+	// before anything is hijacked, and counted in Stats.UpgradesThrottled. 0, the default,
+	// is no cap. It spreads a reconnect storm instead of paying every handshake at once.
+	MaxUpgradeRate float64
+	UpgradeBurst   int
+
+	// ShutdownWindow spreads Shutdown's closes over this long, each session at a random
+	// moment within it, so that clients which reconnect at once do not all come back in
+	// the same second (default 0: all at once). Close ignores it.
+	ShutdownWindow time.Duration
+
+	// ShutdownCode is the close code Shutdown and Close send: 1001 going away (the
+	// default) or 1012 service restart (a hint to reconnect later; browsers show it as
+	// the CloseEvent's code). Other values are replaced by 1001.
+	ShutdownCode int
 
 	// Broker shares published messages with the other nodes of a cluster (see Broker and
 	// docs/scaling.md). Nil, the default, keeps them in this process.
 	Broker Broker
 
 	// Logger receives the server's operational events: broker connects, disconnects and
-	// failures. Default: slog.Default().
+	// failures, handler panics, accept errors. Default: slog.Default().
 	Logger *slog.Logger
 }
 
@@ -96,8 +144,27 @@ func (o Options) withDefaults() Options {
 	if o.QueueSize <= 0 {
 		o.QueueSize = defaultQueueSize
 	}
+	if o.QueueBytes <= 0 {
+		o.QueueBytes = defaultQueueBytes
+	}
+	o.QueueBytes = min(o.QueueBytes, maxQueueBytes)
 	if o.ReadLimit <= 0 {
 		o.ReadLimit = defaultReadLimit
+	}
+	if o.MessageRate > 0 && o.MessageBurst <= 0 {
+		o.MessageBurst = max(1, int(o.MessageRate))
+	}
+	if o.ByteRate > 0 && o.ByteBurst <= 0 {
+		o.ByteBurst = max(4<<10, int(o.ByteRate))
+	}
+	if o.MaxUpgradeRate > 0 && o.UpgradeBurst <= 0 {
+		o.UpgradeBurst = max(1, int(o.MaxUpgradeRate))
+	}
+	if o.ShutdownWindow < 0 {
+		o.ShutdownWindow = 0
+	}
+	if o.ShutdownCode != int(statusServiceRestart) {
+		o.ShutdownCode = int(statusGoingAway)
 	}
 	if o.IDGenerator == nil {
 		o.IDGenerator = randomID

@@ -23,7 +23,7 @@ func socketSessions(tb testing.TB, srv *Server, n int) (sessions []*Session, sto
 		unix.SetNonblock(fds[0], true)
 		unix.SetNonblock(fds[1], true)
 		unix.SetsockoptInt(fds[0], unix.SOL_SOCKET, unix.SO_SNDBUF, 1<<20)
-		sessions = append(sessions, &Session{id: fmt.Sprint(i), srv: srv, fd: fds[0], fdOpen: true})
+		sessions = append(sessions, &Session{id: fmt.Sprint(i), srv: srv, fd: int32(fds[0]), fdOpen: true})
 		peers[i] = fds[1]
 	}
 	done := make(chan struct{})
@@ -51,7 +51,7 @@ func socketSessions(tb testing.TB, srv *Server, n int) (sessions []*Session, sto
 		close(done)
 		wg.Wait()
 		for i, s := range sessions {
-			unix.Close(s.fd)
+			unix.Close(int(s.fd))
 			unix.Close(peers[i])
 		}
 	}

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log"
 	"os"
 	"runtime/debug"
 	"time"
@@ -17,35 +16,47 @@ import (
 )
 
 // The read path and the session's ordered work. The poller's goroutine only turns
-// readiness into work bits; everything that reads the socket, parses frames, calls
-// OnMessage or OnClose, or closes the socket runs in sessionTask.Run, one worker at a time
-// per session.
+// readiness into work bits (and writes a waiting queue when the socket's lock is free);
+// everything that reads the socket, parses frames, calls OnMessage or OnClose, or closes
+// the socket runs in sessionTask.Run, one worker at a time per session.
+//
+// A run reads in bounded turns: at most turnReads reads and turnFrames frames. A session
+// with more input then goes to the back of the pool's queue (its unparsed bytes kept in
+// pending), so a client that keeps its socket full gets a turn like everyone else and never
+// holds a worker. Reading also stops, without a turn at the back, while the session's
+// outgoing queue is above its high-water mark (the flush that drains it resumes reading) or
+// while the client is over its rate limit (the sweeper resumes it).
 
 const (
 	readBufSize = 32 << 10
-	// readsPerRun bounds how much one run reads before letting other sessions have the
-	// worker; the session is rescheduled if the socket still has data.
-	readsPerRun = 4
+	// turnReads and turnFrames bound one turn: 128 KiB of input and 64 frames.
+	turnReads  = 4
+	turnFrames = 64
 )
 
 // pollHandler receives the poller's events for a session.
 type pollHandler Session
 
-// Ready runs on the poller's goroutine and must not block: flushing is a non-blocking
-// writev, and the rest is handed to the worker pool.
+// Ready runs on the poller's goroutine and must not block: it writes a waiting queue only
+// if the session's write lock is free (a publisher may hold it across a write), and hands
+// everything else to the worker pool.
 func (h *pollHandler) Ready(ev poller.Event) {
 	s := (*Session)(h)
 	if !s.ready.Load() {
 		return // registration is finishing; it raises workRead itself
 	}
-	if ev&poller.Writable != 0 {
-		s.flush()
+	var work uint32
+	if ev&poller.Writable != 0 && !s.tryFlush() {
+		work |= workFlush
 	}
 	switch {
 	case ev&poller.Hangup != 0:
-		s.raise(workRead | workDrain)
+		work |= workRead | workDrain
 	case ev&poller.Readable != 0:
-		s.raise(workRead)
+		work |= workRead
+	}
+	if work != 0 {
+		s.raise(work)
 	}
 }
 
@@ -56,8 +67,12 @@ func (t *sessionTask) Run() {
 	s := (*Session)(t)
 	for {
 		work := s.sig.Take()
+		if work&workFlush != 0 {
+			s.flush()
+		}
+		yield := false
 		if work&workRead != 0 {
-			s.readReady(work&workDrain != 0)
+			yield = s.readReady(work&workDrain != 0)
 		}
 		if work&workClose != 0 {
 			s.closeStarted()
@@ -65,61 +80,166 @@ func (t *sessionTask) Run() {
 		if work&workFinish != 0 || (s.eof && s.state.Load() == stateClosing) {
 			s.finish()
 		}
+		if yield && s.state.Load() != stateClosed {
+			// More input is waiting: keep the session scheduled with the work recorded and
+			// put it at the back of the pool's queue, after the sessions already waiting.
+			s.sig.Raise(workRead | workDrain)
+			if s.srv.eng.pool.Submit(t) {
+				return
+			}
+			continue // the pool is closed: go on here
+		}
 		if s.sig.Done() {
 			return
 		}
 	}
 }
 
-// readReady reads what the socket has and feeds it to the frame reader. A read shorter
-// than the buffer took everything the socket held; bytes arriving later raise a new
-// edge, so unless drain is set (the peer hung up: its EOF must be seen; or earlier events
-// were ignored) it stops there instead of paying for a read that returns EAGAIN.
-func (s *Session) readReady(drain bool) {
+// readReady runs one turn of reading: what is pending first, then reads into a pooled
+// buffer, each parsed at once. It reports whether the turn ended with input left over, so
+// the session must come back after others had their turn. A read shorter than the buffer
+// took everything the socket held; bytes arriving later raise a new edge, so unless drain
+// is set (the peer hung up: its EOF must be seen; or the session stopped reading earlier)
+// the turn stops there instead of paying for a read that returns EAGAIN.
+func (s *Session) readReady(drain bool) (more bool) {
 	if s.state.Load() == stateClosed || s.eof {
-		return
+		return false
 	}
-	if s.pre != nil {
-		p := *s.pre
-		s.pre = nil
-		s.received(p)
+	s.turnLeft = turnFrames
+	if s.readPaused() {
+		return false
+	}
+	if s.pending != nil {
+		if s.state.Load() != stateOpen {
+			s.dropPending()
+		} else if stopped := s.feedPending(); stopped {
+			return s.afterPause()
+		}
 	}
 	if s.blk != nil {
-		s.readInbox()
-		return
+		if stopped := s.readInbox(); stopped {
+			return s.afterPause()
+		}
+		return false
 	}
 	bp := pool.Get(readBufSize)
 	defer pool.Put(bp)
 	buf := *bp
-	for range readsPerRun {
+	for range turnReads {
 		n, err := s.read(buf)
 		switch {
 		case n > 0:
-			s.received(buf[:n])
+			if stopped := s.received(buf[:n]); stopped {
+				return s.afterPause()
+			}
 			if n < len(buf) && !drain {
-				return
+				return false
 			}
 		case err == errWouldBlock:
-			return
+			return false
 		case err == nil:
 			s.inputEnded(io.EOF)
-			return
+			return false
 		default:
 			s.inputEnded(os.NewSyscallError("read", err))
-			return
+			return false
+		}
+		if s.readPaused() {
+			return false
 		}
 	}
-	s.raise(workRead | workDrain) // more may be waiting: come back after others had a turn
+	return true // the socket may hold more
 }
 
-// received handles bytes from the client: they keep the session alive and are parsed.
-// While the session is closing they are dropped: it reads only to see the client's EOF.
-func (s *Session) received(p []byte) {
+// readPaused reports whether reading must wait: the client is over its rate limit (the
+// sweeper raises workRead when it may go on; under the close policy it is closed instead
+// and reading goes on to see its EOF), or the outgoing queue is above the high-water mark
+// (the flush that drains it raises workRead). Only a session that is still open waits.
+func (s *Session) readPaused() bool {
+	if s.state.Load() != stateOpen {
+		return false // reading on sees the client's close or EOF; input is dropped
+	}
+	if wait := s.limits().wait(&s.srv.opts); wait > 0 {
+		return s.srv.overRate(s, wait)
+	}
+	return s.pauseForOutput()
+}
+
+// afterPause decides what a turn that stopped in the middle of its input does next: wait
+// (rate limit, outgoing queue) or go to the back of the line (the turn is used up).
+func (s *Session) afterPause() (more bool) {
+	if s.state.Load() != stateOpen {
+		s.dropPending() // closing: the rest is never parsed; read on only to see EOF
+		return !s.eof
+	}
+	return !s.readPaused()
+}
+
+// dropPending releases unparsed input.
+func (s *Session) dropPending() {
+	if s.pending != nil {
+		pool.Put(s.pending)
+		s.pending = nil
+	}
+}
+
+// feedPending parses input left from an earlier turn; it reports whether parsing stopped
+// again before the end.
+func (s *Session) feedPending() (stopped bool) {
+	p := s.pending
+	s.pending = nil
+	stopped = s.feed(*p)
+	pool.Put(p)
+	return stopped
+}
+
+// received handles bytes from the client: they keep the session alive, count against its
+// rate limit and are parsed. While the session is closing they are dropped: it reads only
+// to see the client's EOF. It reports whether parsing stopped before the end of p (what is
+// left is in pending).
+func (s *Session) received(p []byte) (stopped bool) {
 	s.lastRead.Store(time.Now().UnixNano())
 	s.srv.stats.bytesIn.Add(uint64(len(p)))
-	if s.state.Load() == stateOpen {
-		s.feed(p)
+	if s.state.Load() != stateOpen {
+		return false
 	}
+	s.limits().takeBytes(&s.srv.opts, len(p))
+	return s.feed(p)
+}
+
+// feed parses p. When a frame handler pauses (the turn is used up, the client went over
+// its message rate, the outgoing queue passed its high-water mark), the unparsed rest of p
+// is copied to pending and feed reports true.
+func (s *Session) feed(p []byte) (stopped bool) {
+	n, err := s.rd.FeedSome(p, int64(s.srv.opts.ReadLimit), (*frameHandler)(s))
+	switch {
+	case err == nil || err == errStopReading:
+		return false
+	case err == frame.ErrPause:
+		if rest := p[n:]; len(rest) > 0 {
+			b := pool.Get(len(rest))
+			copy(*b, rest)
+			s.pending = b
+			return true
+		}
+		return false
+	}
+	var fe *frame.Error
+	if !errors.As(err, &fe) {
+		s.closeWith(err, ws.StatusInternalServerError, "")
+		return false
+	}
+	var kind error
+	switch fe.Code {
+	case ws.StatusInvalidFramePayloadData:
+		kind = ErrInvalidUTF8
+	case ws.StatusMessageTooBig:
+		kind = ErrMessageTooLarge
+	default:
+		kind = ErrProtocol
+	}
+	s.closeWith(fmt.Errorf("%w: %w", kind, fe), fe.Code, fe.Reason)
+	return false
 }
 
 // inputEnded handles the end of the client's stream: EOF (io.EOF, reported as
@@ -135,16 +255,14 @@ func (s *Session) inputEnded(err error) {
 	s.closeWith(err, 0, "")
 }
 
-// read does one non-blocking read under wmu, so the descriptor cannot be closed (and its
-// number reused) during the call. It returns (0, nil) at EOF.
+// read does one non-blocking read. It needs no lock: only the session's Run closes the
+// descriptor (finish), and Run is where reads happen. It returns (0, nil) at EOF.
 func (s *Session) read(p []byte) (int, error) {
-	s.wmu.Lock()
-	defer s.wmu.Unlock()
 	if !s.fdOpen {
 		return 0, errBadFD
 	}
 	for {
-		n, err := sysRead(s.fd, p)
+		n, err := sysRead(int(s.fd), p)
 		if err == errInterrupted {
 			continue
 		}
@@ -153,28 +271,6 @@ func (s *Session) read(p []byte) (int, error) {
 		}
 		return n, err
 	}
-}
-
-func (s *Session) feed(p []byte) {
-	err := s.rd.Feed(p, int64(s.srv.opts.ReadLimit), (*frameHandler)(s))
-	if err == nil || err == errStopReading {
-		return
-	}
-	var fe *frame.Error
-	if !errors.As(err, &fe) {
-		s.closeWith(err, ws.StatusInternalServerError, "")
-		return
-	}
-	var kind error
-	switch fe.Code {
-	case ws.StatusInvalidFramePayloadData:
-		kind = ErrInvalidUTF8
-	case ws.StatusMessageTooBig:
-		kind = ErrMessageTooLarge
-	default:
-		kind = ErrProtocol
-	}
-	s.closeWith(fmt.Errorf("%w: %w", kind, fe), fe.Code, fe.Reason)
 }
 
 // errStopReading tells the frame reader to stop: the session started closing.
@@ -190,12 +286,15 @@ func (h *frameHandler) Message(op ws.OpCode, payload []byte) error {
 	}
 	s.srv.stats.messagesIn.Add(1)
 	if s.srv.echo {
-		return s.sendFrame(op, payload)
+		if err := s.sendFrame(op, payload); err != nil {
+			return err
+		}
+		return s.frameDone()
 	}
 	topic, data, err := decodeEnvelope(payload)
 	if err != nil {
 		s.srv.stats.skipped.Add(1)
-		return nil // not an envelope: skipped, as in mizu
+		return s.frameDone() // not an envelope: skipped, as in mizu
 	}
 	if s.srv.opts.OnMessage != nil {
 		s.callOnMessage(topic, data)
@@ -203,14 +302,16 @@ func (h *frameHandler) Message(op ws.OpCode, payload []byte) error {
 	if s.state.Load() != stateOpen {
 		return errStopReading
 	}
-	return nil
+	return s.frameDone()
 }
 
 func (h *frameHandler) Control(op ws.OpCode, payload []byte) error {
 	s := (*Session)(h)
 	switch op {
 	case ws.OpPing:
-		return s.sendFrame(ws.OpPong, payload)
+		if err := s.sendFrame(ws.OpPong, payload); err != nil {
+			return err
+		}
 	case ws.OpClose:
 		// Answer with the client's code (an empty close frame for an empty one); the
 		// close is clean, so OnClose gets nil as in mizu.
@@ -220,6 +321,18 @@ func (h *frameHandler) Control(op ws.OpCode, payload []byte) error {
 		}
 		s.closeWith(nil, code, "")
 		return errStopReading
+	}
+	return s.frameDone()
+}
+
+// frameDone counts a handled frame against the turn and the client's message rate, and
+// pauses the reader when the turn is used up, the client is over its rate, or the answers
+// it caused filled the outgoing queue past its high-water mark.
+func (s *Session) frameDone() error {
+	s.turnLeft--
+	over := s.limits().takeMessage(&s.srv.opts)
+	if s.turnLeft <= 0 || over || s.outputHigh() {
+		return frame.ErrPause
 	}
 	return nil
 }
@@ -239,69 +352,14 @@ func (s *Session) sendFrame(op ws.OpCode, payload []byte) error {
 // callOnMessage runs the user's handler; a panic closes this session (1011) instead of
 // the process.
 func (s *Session) callOnMessage(topic string, data []byte) {
+	p := s.srv.eng.pool
+	p.Block() // the user's code may block: the pool may grow while every worker is in it
+	defer p.Unblock()
 	defer func() {
 		if r := recover(); r != nil {
-			log.Printf("live: OnMessage panicked for session %s: %v\n%s", s.id, r, debug.Stack())
+			s.srv.opts.Logger.Error("live: OnMessage panicked", "session", s.id, "panic", r, "stack", string(debug.Stack()))
 			s.closeWith(fmt.Errorf("%w: %v", ErrHandlerPanic, r), ws.StatusInternalServerError, "")
 		}
 	}()
 	s.srv.opts.OnMessage((*sessionContext)(s), s, topic, data)
-}
-
-// closeStarted runs once per session after closeWith: the session leaves its topics and
-// OnClose is called. The socket may still be finishing the closing handshake.
-func (s *Session) closeStarted() {
-	if s.notified {
-		return
-	}
-	s.notified = true
-	s.unsubscribeAll()
-	s.srv.stats.countClose(s.CloseError())
-	if s.srv.opts.OnClose != nil {
-		func() {
-			defer func() {
-				if r := recover(); r != nil {
-					log.Printf("live: OnClose panicked for session %s: %v\n%s", s.id, r, debug.Stack())
-				}
-			}()
-			s.srv.opts.OnClose(s, s.CloseError())
-		}()
-	}
-}
-
-// closeSocket closes the session's descriptor: through its net.Conn when it kept one (the
-// portable path, or a descriptor that could not be detached), directly otherwise.
-func (s *Session) closeSocket() {
-	if s.conn != nil {
-		_ = s.conn.Close()
-	} else if s.fd >= 0 {
-		_ = sysClose(s.fd)
-	}
-}
-
-// finish closes the socket, once: no write can start after fdOpen is cleared, the poller
-// forgets the registration (waiting out an event being dispatched), and then the
-// descriptor is closed.
-func (s *Session) finish() {
-	if s.state.Load() == stateClosed {
-		return
-	}
-	if !s.notified {
-		s.closeStarted()
-	}
-	s.wmu.Lock()
-	s.state.Store(stateClosed)
-	s.fdOpen = false
-	s.releaseQueueLocked()
-	s.wmu.Unlock()
-	if s.registered {
-		_ = s.srv.eng.poll.Remove(s.token)
-	}
-	s.closeSocket()
-	if s.blk != nil {
-		s.blk.stop()
-	}
-	s.rd.Release()
-	s.pre = nil
-	s.srv.forget(s)
 }

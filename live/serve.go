@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log"
 	"net"
 	"net/http"
 	"strconv"
@@ -49,7 +48,7 @@ func (srv *Server) Serve(ln net.Listener) error {
 			srv.stats.acceptErrors.Add(1)
 			if pause == 0 {
 				pause = 5 * time.Millisecond
-				log.Printf("live: accept: %v; new connections wait until descriptors are freed (raise the limit: ulimit -n, see docs/tuning.md)", err)
+				srv.opts.Logger.Error("live: accept failed; new connections wait until descriptors are freed (raise the limit: ulimit -n, see docs/tuning.md)", "err", err)
 			} else if pause *= 2; pause > time.Second {
 				pause = time.Second
 			}

@@ -4,10 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"math/rand/v2"
 	"net"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
+
+	"github.com/gobwas/ws"
 
 	"github.com/livepoll/livepoll/poller"
 	"github.com/livepoll/livepoll/pool"
@@ -15,7 +19,8 @@ import (
 
 // Server holds the sessions, the topics and the event loop (a poller goroutine and a pool
 // of workers, started with the first connection). All its methods are safe for concurrent
-// use, including from OnMessage and OnClose.
+// use. Publish, Subscribe, Unsubscribe and Stats may also be called from OnMessage and
+// OnClose; Shutdown and Close may not (they wait for every OnClose to return).
 type Server struct {
 	opts   Options
 	topics *registry
@@ -32,11 +37,15 @@ type Server struct {
 	drained   chan struct{}             // closed once closed and the last session has finished
 	listeners map[net.Listener]struct{} // being served by Serve
 	stopOnce  sync.Once
+	spreading chan struct{}  // closed to cut a spread Shutdown short
+	spreadWG  sync.WaitGroup // the spreading goroutine
 
 	closingMu sync.Mutex
-	closing   map[*Session]struct{} // sessions in their closing handshake
+	closing   map[*Session]int64 // sessions in their closing handshake → its end (unix nanoseconds)
 
-	keep wheel // keepalive schedule
+	keep     wheel          // keepalive schedule
+	throttle throttleList   // sessions waiting for their rate limit
+	upgrades upgradeLimiter // MaxUpgradeRate
 
 	broker *brokerLink // nil without Options.Broker
 
@@ -57,7 +66,7 @@ func New(opts Options) *Server {
 		opts:     opts.withDefaults(),
 		topics:   newRegistry(),
 		sessions: make(map[*Session]struct{}),
-		closing:  make(map[*Session]struct{}),
+		closing:  make(map[*Session]int64),
 		drained:  make(chan struct{}),
 	}
 	if srv.opts.Broker != nil {
@@ -90,23 +99,23 @@ func (srv *Server) Publish(topic string, data []byte) {
 }
 
 // publishLocal delivers to this node's subscribers. checked reports whether data was
-// encoded (it is not when nobody here subscribes), valid whether it was valid JSON.
+// encoded (it is not when nobody here subscribes), valid whether it was valid JSON. The
+// subscribers are copied out under the topic's read lock, which is released before any
+// write: a slow socket never holds up subscribes to this topic, nor lookups of others.
 func (srv *Server) publishLocal(topic string, data []byte) (checked, valid bool) {
-	t := srv.topics.lookup(topic)
-	if t == nil {
+	subs := getSubscribers()
+	defer putSubscribers(subs)
+	tjson := srv.topics.snapshot(topic, subs)
+	if len(subs.list) == 0 {
 		return false, false
 	}
-	defer t.mu.RUnlock()
-	if len(t.subs) == 0 {
-		return false, false
-	}
-	f, err := encodeFrame(t.json, data)
+	f, err := encodeFrame(tjson, data)
 	if err != nil {
 		srv.stats.dropped.Add(1)
 		return true, false
 	}
-	srv.stats.messagesOut.Add(uint64(len(t.subs)))
-	srv.deliverAll(t.subs, f)
+	srv.stats.messagesOut.Add(uint64(len(subs.list)))
+	srv.deliverAll(subs.list, f)
 	f.Release()
 	return true, true
 }
@@ -216,8 +225,7 @@ func (srv *Server) closingDown() bool {
 // close the connection; the sweeper finishes it after that.
 func (srv *Server) watchClosing(s *Session, deadline time.Time) {
 	srv.closingMu.Lock()
-	s.deadline = deadline.UnixNano()
-	srv.closing[s] = struct{}{}
+	srv.closing[s] = deadline.UnixNano()
 	srv.closingMu.Unlock()
 }
 
@@ -243,11 +251,13 @@ func (srv *Server) sweep() {
 				}
 			}
 			clear(due)
+			due = srv.resumeThrottled(now, due[:0])
+			clear(due)
 			due = due[:0]
 
 			srv.closingMu.Lock()
-			for s := range srv.closing {
-				if now.UnixNano() > s.deadline {
+			for s, deadline := range srv.closing {
+				if now.UnixNano() > deadline {
 					delete(srv.closing, s)
 					expired = append(expired, s)
 				}
@@ -263,11 +273,12 @@ func (srv *Server) sweep() {
 }
 
 // Shutdown closes the server gracefully: new upgrades get 503, every session is sent
-// close code 1001 (OnClose gets ErrServerClosed) after what is already queued for it, and
-// Shutdown waits until every session has finished its closing handshake and OnClose has
-// returned; then it stops the event loop's goroutines and returns nil. If ctx ends first it
-// returns ctx.Err() and the sessions go on closing; call Close to end them at once. Safe
-// for concurrent use; it must not be called from OnMessage or OnClose.
+// close code 1001 (or Options.ShutdownCode; OnClose gets ErrServerClosed) after what is
+// already queued for it — spread over Options.ShutdownWindow if set — and Shutdown waits
+// until every session has finished its closing handshake and OnClose has returned; then it
+// stops the event loop's goroutines and returns nil. If ctx ends first it returns
+// ctx.Err() and the sessions go on closing; call Close to end them at once. Safe for
+// concurrent use; it must not be called from OnMessage or OnClose.
 func (srv *Server) Shutdown(ctx context.Context) error {
 	drained := srv.closeAll(false)
 	select {
@@ -280,10 +291,10 @@ func (srv *Server) Shutdown(ctx context.Context) error {
 }
 
 // Close closes the server at once: new upgrades get 503, every session is sent close code
-// 1001 if its socket takes it and its socket is closed without waiting for the client;
-// Close returns when every OnClose has returned and the event loop's goroutines have
-// stopped (an OnMessage that never returns keeps it waiting). It must not be called from
-// OnMessage or OnClose.
+// 1001 (or Options.ShutdownCode) if its socket takes it and its socket is closed without
+// waiting for the client; Close returns when every OnClose has returned and the event
+// loop's goroutines have stopped (an OnMessage that never returns keeps it waiting). It
+// must not be called from OnMessage or OnClose.
 func (srv *Server) Close() error {
 	<-srv.closeAll(true)
 	srv.stop()
@@ -291,7 +302,8 @@ func (srv *Server) Close() error {
 }
 
 // closeAll marks the server closed, starts closing every session (finishing them at once
-// when now is set) and returns a channel closed when the last one has finished.
+// when now is set; spread over ShutdownWindow otherwise) and returns a channel closed when
+// the last one has finished.
 func (srv *Server) closeAll(now bool) <-chan struct{} {
 	srv.mu.Lock()
 	srv.closed = true
@@ -308,10 +320,24 @@ func (srv *Server) closeAll(now bool) <-chan struct{} {
 		_ = ln.Close()
 	}
 	srv.noteDrainedLocked()
+	if now && srv.spreading != nil {
+		close(srv.spreading) // a spread Shutdown: the rest close now
+		srv.spreading = nil
+	}
+	spread := !now && srv.opts.ShutdownWindow > 0 && len(sessions) > 1 && srv.spreading == nil
+	var cut chan struct{}
+	if spread {
+		cut = make(chan struct{})
+		srv.spreading = cut
+	}
 	srv.mu.Unlock()
 
+	if spread {
+		srv.spreadCloses(sessions, cut)
+		return drained
+	}
 	for _, s := range sessions {
-		s.closeWith(ErrServerClosed, statusGoingAway, "server shutting down")
+		srv.closeForShutdown(s)
 		if now {
 			s.raise(workFinish)
 		}
@@ -319,9 +345,51 @@ func (srv *Server) closeAll(now bool) <-chan struct{} {
 	return drained
 }
 
+func (srv *Server) closeForShutdown(s *Session) {
+	s.closeWith(ErrServerClosed, ws.StatusCode(srv.opts.ShutdownCode), "server shutting down")
+}
+
+// spreadCloses closes sessions in random order at random moments over ShutdownWindow
+// (sorted uniform draws, so the closes per second stay even), from one goroutine that
+// Close cuts short by closing cut.
+func (srv *Server) spreadCloses(sessions []*Session, cut <-chan struct{}) {
+	rand.Shuffle(len(sessions), func(i, j int) { sessions[i], sessions[j] = sessions[j], sessions[i] })
+	window := srv.opts.ShutdownWindow
+	at := make([]time.Duration, len(sessions))
+	for i := range at {
+		at[i] = rand.N(window)
+	}
+	slices.Sort(at)
+	srv.spreadWG.Add(1)
+	go func() {
+		defer srv.spreadWG.Done()
+		start := time.Now()
+		timer := time.NewTimer(0)
+		defer timer.Stop()
+		for i, s := range sessions {
+			if wait := at[i] - time.Since(start); wait > 0 {
+				timer.Reset(wait)
+				select {
+				case <-timer.C:
+				case <-cut:
+					return
+				}
+			}
+			srv.closeForShutdown(s)
+		}
+	}()
+}
+
 // stop ends the event loop's goroutines once; no engine starts after it.
 func (srv *Server) stop() {
 	srv.stopOnce.Do(func() {
+		srv.mu.Lock()
+		if srv.spreading != nil {
+			close(srv.spreading) // every session has finished: nothing is left to spread
+			srv.spreading = nil
+		}
+		srv.mu.Unlock()
+		srv.spreadWG.Wait()
 		if srv.broker != nil {
 			srv.broker.close()
 		}

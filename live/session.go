@@ -22,63 +22,77 @@ const (
 	stateClosed
 )
 
-// statusGoingAway is sent on shutdown and idle timeout.
-const statusGoingAway = ws.StatusGoingAway
-
-// statusQueueFull is the close code sent to a client whose queue overflowed: 1008, policy
-// violation (it did not read fast enough).
-const statusQueueFull = ws.StatusPolicyViolation
+// statusGoingAway is sent on shutdown (by default) and idle timeout; statusServiceRestart
+// on shutdown when Options.ShutdownCode asks for it.
+const (
+	statusGoingAway      = ws.StatusGoingAway
+	statusServiceRestart = ws.StatusCode(1012)
+)
 
 // Kinds of work raised on a session's Signal; the session's Run handles them in order.
 const (
 	workRead   = 1 << iota // the socket may have bytes (or EOF) to read
-	workDrain              // with workRead: read until EAGAIN or EOF (the peer hung up, or events were missed)
+	workDrain              // with workRead: read until EAGAIN or EOF (the peer hung up, or reading had stopped)
+	workFlush              // the socket became writable while the poller could not take wmu: write the queue
 	workClose              // a close started: unsubscribe, call OnClose
 	workFinish             // the closing handshake is over or timed out: close the socket
 )
 
 // Session is one connected WebSocket client. All its methods are safe for concurrent use.
+//
+// Fields are ordered for packing: a Session is allocated per connection and its size class
+// is a large part of what an idle connection costs.
 type Session struct {
 	id    string
 	value any
 	srv   *Server
 
 	conn  net.Conn    // owns the descriptor if not nil (else fd is the session's own); closed by finish
-	fd    int         // -1 on the portable path
 	blk   *blockingIO // the portable path's state; nil for a polled socket
 	token poller.Token
 	// lastRead is when the socket last gave bytes (unix nanoseconds); pingedAt when the
 	// keepalive sweeper last pinged (owned by the sweeper).
 	lastRead atomic.Int64
 	pingedAt int64
+	fd       int32       // -1 on the portable path
 	ready    atomic.Bool // registered with the poller: events may be handled
 	state    atomic.Int32
 	sig      pool.Signal
 
 	// Owned by the session's Run (one worker at a time).
-	eof        bool // the socket reported EOF or an error
-	notified   bool // OnClose was called
-	registered bool // token is a poller registration (set before the session is visible)
-	rd         frame.Reader
-	pre        *[]byte // bytes net/http had buffered past the handshake, read first
+	turnLeft   int16 // frames the current turn may still handle
+	eof        bool  // the socket reported EOF or an error
+	notified   bool  // OnClose was called
+	registered bool  // token is a poller registration (set before the session is visible)
+
+	// Guarded by wmu (below); placed here to fill what would be padding.
+	fdOpen    bool
+	shutWr    bool // a close frame is queued; shut the write side once q drains
+	outPaused bool // reading stopped until the queue drains (outgoing high-water mark)
+
+	rd      frame.Reader
+	pending *[]byte  // input read but not yet parsed (net/http's buffered bytes, or the rest of a paused turn)
+	lim     *limiter // inbound rate limits; made at first use when Options set any
 
 	// wmu guards the descriptor (no syscall after finish closed it, so a number reused by a
 	// new connection is never touched) and the outgoing queue.
-	fdOpen   bool
-	shutWr   bool // a close frame is queued; shut the write side once q drains
-	wmu      sync.Mutex
-	q        []*pool.Shared // frames not fully written; q[0] is written from offset qoff
-	qoff     int
-	closeErr error         // set once, when the close starts
-	done     chan struct{} // the context's Done, made on demand, closed when the close starts
+	wmu       sync.Mutex
+	throttled bool           // listed in Server.throttle; guarded by its mu
+	inWheel   bool           // in the keepalive wheel at wheelSlot, wheelPos; guarded by the wheel's mu
+	wheelSlot uint8          // (the wheel's)
+	qoff      int32          // q[0] is written from this offset
+	wheelPos  int32          // (the wheel's)
+	qbytes    int32          // what the queued frames hold (frameCost each), counted against QueueBytes
+	q         []*pool.Shared // frames not fully written
+	closeErr  error          // set once, when the close starts
+	done      chan struct{}  // the context's Done, made on demand, closed when the close starts
 
 	// smu guards subscriptions. closeWith never takes it: Publish may close a session
 	// while it holds a topic lock, and Subscribe holds smu while it waits for one.
 	smu    sync.Mutex
 	topics []*topic
 
-	base     context.Context // the upgrade request's context: values only
-	deadline int64           // end of the closing handshake (unix nanoseconds); guarded by Server.closingMu
+	base context.Context // the upgrade request's context: values only
 }
 
 // ID returns the session's identifier (from Options.IDGenerator).
@@ -133,56 +147,6 @@ func (s *Session) raise(work uint32) {
 	if s.sig.Raise(work) {
 		s.srv.eng.pool.Submit((*sessionTask)(s))
 	}
-}
-
-// closeWith starts closing the session, once: it records the reason, queues a close frame
-// with code (0: none, because the connection is broken; ws.StatusNoStatusRcvd: an empty
-// close frame), cancels the context and lets the session's Run finish the job. It reports
-// whether this call started the close.
-func (s *Session) closeWith(reason error, code ws.StatusCode, text string) bool {
-	s.wmu.Lock()
-	if s.state.Load() != stateOpen {
-		s.wmu.Unlock()
-		return false
-	}
-	s.state.Store(stateClosing)
-	s.closeErr = reason
-	if s.done != nil {
-		close(s.done) // cancels the session's context
-	}
-	if code != 0 && s.fdOpen {
-		if reason == ErrQueueFull {
-			s.dropQueuedLocked()
-		}
-		cf := closeFrame(code, text)
-		s.shutWr = true
-		s.enqueueLocked(cf)
-		cf.Release()
-		s.shutdownIfDrainedLocked()
-	}
-	s.wmu.Unlock()
-
-	if code != 0 {
-		s.srv.watchClosing(s, time.Now().Add(closeTimeout))
-	}
-	s.raise(workClose)
-	return true
-}
-
-func closeFrame(code ws.StatusCode, text string) *pool.Shared {
-	if code == ws.StatusNoStatusRcvd {
-		return newFrame(ws.OpClose, nil)
-	}
-	f := pool.NewShared(2 + 2 + len(text))
-	f.B = frame.AppendClose(f.B[:0], code, text)
-	return f
-}
-
-// newFrame returns a pooled frame carrying payload; the caller owns one reference.
-func newFrame(op ws.OpCode, payload []byte) *pool.Shared {
-	f := pool.NewShared(frame.HeaderSize(len(payload)) + len(payload))
-	f.B = frame.AppendFrame(f.B[:0], op, payload)
-	return f
 }
 
 // subscribe adds a topic; a no-op once the session is closing.

@@ -22,6 +22,10 @@ type Stats struct {
 	Rejected       uint64 // upgrades refused with 503 (MaxSessions, shutting down)
 	AcceptErrors   uint64 // Serve's accepts that failed for want of descriptors or memory
 
+	UpgradesThrottled uint64 // upgrades refused with 503 by MaxUpgradeRate
+	RateLimited       uint64 // times a client went over MessageRate or ByteRate (paused or closed)
+	OutputPauses      uint64 // times a session stopped being read because its outgoing queue passed half its bounds
+
 	Closed ClosedStats // sessions closed, by reason
 
 	Broker BrokerStats // traffic to and from other nodes (zero without Options.Broker)
@@ -37,6 +41,7 @@ type ClosedStats struct {
 	QueueFull   uint64 // ErrQueueFull (1008)
 	Timeout     uint64 // ErrTimeout (1001)
 	Shutdown    uint64 // ErrServerClosed (1001)
+	RateLimited uint64 // ErrRateLimited (1008)
 	Panic       uint64 // ErrHandlerPanic (1011)
 	Error       uint64 // socket errors (reset, broken pipe) and anything else
 }
@@ -46,6 +51,9 @@ type counters struct {
 	messagesIn, messagesOut atomic.Uint64
 	skipped, dropped        atomic.Uint64
 	rejected, acceptErrors  atomic.Uint64
+	upgradesThrottled       atomic.Uint64
+	rateLimited             atomic.Uint64
+	outputPauses            atomic.Uint64
 
 	closed [closedKinds]atomic.Uint64
 }
@@ -59,6 +67,7 @@ const (
 	closedQueueFull
 	closedTimeout
 	closedShutdown
+	closedRateLimited
 	closedPanic
 	closedError
 	closedKinds
@@ -84,6 +93,8 @@ func (c *counters) countClose(err error) {
 		kind = closedTimeout
 	case errors.Is(err, ErrServerClosed):
 		kind = closedShutdown
+	case errors.Is(err, ErrRateLimited):
+		kind = closedRateLimited
 	case errors.Is(err, ErrHandlerPanic):
 		kind = closedPanic
 	}
@@ -110,6 +121,10 @@ func (srv *Server) Stats() Stats {
 		PublishDropped: c.dropped.Load(),
 		Rejected:       c.rejected.Load(),
 		AcceptErrors:   c.acceptErrors.Load(),
+
+		UpgradesThrottled: c.upgradesThrottled.Load(),
+		RateLimited:       c.rateLimited.Load(),
+		OutputPauses:      c.outputPauses.Load(),
 		Closed: ClosedStats{
 			Normal:      c.closed[closedNormal].Load(),
 			EOF:         c.closed[closedEOF].Load(),
@@ -119,6 +134,7 @@ func (srv *Server) Stats() Stats {
 			QueueFull:   c.closed[closedQueueFull].Load(),
 			Timeout:     c.closed[closedTimeout].Load(),
 			Shutdown:    c.closed[closedShutdown].Load(),
+			RateLimited: c.closed[closedRateLimited].Load(),
 			Panic:       c.closed[closedPanic].Load(),
 			Error:       c.closed[closedError].Load(),
 		},

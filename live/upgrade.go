@@ -4,13 +4,14 @@ import (
 	"crypto/sha1"
 	"encoding/base64"
 	"errors"
-	"log"
 	"net"
 	"net/http"
 	"net/url"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/livepoll/livepoll/pool"
 )
 
 // serveHTTP checks the request in mizu's order (upgrade, version, origin, OnAuth, key),
@@ -53,6 +54,9 @@ func (srv *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "websocket: event loop unavailable: "+err.Error(), http.StatusInternalServerError)
 		return
 	}
+	if !srv.admitUpgrade(w) {
+		return
+	}
 	if ok, why := srv.reserve(); !ok {
 		srv.stats.rejected.Add(1)
 		http.Error(w, why, http.StatusServiceUnavailable)
@@ -75,8 +79,8 @@ func (srv *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	var pre *[]byte
 	if n := brw.Reader.Buffered(); n > 0 {
 		p, _ := brw.Reader.Peek(n)
-		b := append([]byte(nil), p...)
-		pre = &b
+		pre = pool.Get(n)
+		copy(*pre, p)
 	}
 	brw = nil
 
@@ -92,14 +96,14 @@ func (srv *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	s := &Session{
-		id:     srv.opts.IDGenerator(),
-		value:  value,
-		srv:    srv,
-		conn:   conn,
-		fd:     fd,
-		fdOpen: true,
-		pre:    pre,
-		base:   r.Context(),
+		id:      srv.opts.IDGenerator(),
+		value:   value,
+		srv:     srv,
+		conn:    conn,
+		fd:      int32(fd),
+		fdOpen:  true,
+		pending: pre,
+		base:    r.Context(),
 	}
 	if !polled {
 		// TLS and other wrapped connections (or no poller on this platform): the
@@ -113,7 +117,7 @@ func (srv *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		// Events before ready is set are ignored; the read below catches up.
 		token, err := srv.eng.poll.Add(fd, (*pollHandler)(s))
 		if err != nil {
-			log.Printf("live: poller: %v", err)
+			srv.opts.Logger.Error("live: poller refused a connection", "err", err)
 			s.closeSocket()
 			return
 		}

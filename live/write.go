@@ -2,7 +2,6 @@ package live
 
 import (
 	"errors"
-	"os"
 
 	"github.com/livepoll/livepoll/pool"
 )
@@ -12,6 +11,13 @@ import (
 // does not take waits in the session's queue and is written, coalesced with writev, when
 // the poller says the socket is writable again. All of it runs under wmu, so frames never
 // interleave and nothing is written after the descriptor is closed.
+//
+// The queue is bounded twice: Options.QueueSize frames and Options.QueueBytes bytes (each
+// frame counts the pooled buffer it holds; a frame shared by many sessions counts against
+// each). A send that finds either bound reached closes the session with ErrQueueFull.
+// Before that, at half of either bound (the high-water mark), the session stops reading
+// its socket, so a client that sends requests and does not read the answers is held back
+// by TCP instead of growing its queue; reading resumes once the queue is down to a quarter.
 
 // maxIovecs bounds one writev call.
 const maxIovecs = 64
@@ -21,8 +27,8 @@ var errWriteFailed = errors.New("live: write failed")
 
 // lockForSend takes wmu for one more outgoing frame. It returns nil with wmu held, or,
 // with wmu released: ErrSessionClosed (the session is closing or closed), ErrQueueFull
-// (the session had QueueSize frames waiting and is now closed for it), or errWriteFailed
-// (writing the queue failed and the session is ending).
+// (the session's queue was full and it is now closed for it), or errWriteFailed (writing
+// the queue failed and the session is ending).
 func (s *Session) lockForSend() error {
 	s.wmu.Lock()
 	if s.state.Load() != stateOpen || !s.fdOpen {
@@ -38,7 +44,7 @@ func (s *Session) lockForSend() error {
 		s.writeFailed(err)
 		return errWriteFailed
 	}
-	s.closeWith(ErrQueueFull, statusQueueFull, "send queue full")
+	s.closeWith(ErrQueueFull, statusPolicy, "send queue full")
 	return ErrQueueFull
 }
 
@@ -59,12 +65,13 @@ func (s *Session) deliver(f *pool.Shared) error {
 	return nil
 }
 
-// queueFullLocked reports whether the session has QueueSize frames waiting. Frames queued
-// by a large fan-out wait for a pool worker even when the socket would take them; before
-// calling the client slow, they are written here, so only a socket that really does not
-// take them (EAGAIN) fills the queue. err is a write error other than EAGAIN.
+// queueFullLocked reports whether the queue holds QueueSize frames or QueueBytes bytes.
+// Frames queued by a large fan-out wait for a pool worker even when the socket would take
+// them; before calling the client slow, they are written here, so only a socket that
+// really does not take them (EAGAIN) fills the queue. err is a write error other than
+// EAGAIN.
 func (s *Session) queueFullLocked() (full bool, err error) {
-	if len(s.q) < s.srv.opts.QueueSize {
+	if !s.atLimitLocked() {
 		return false, nil
 	}
 	if s.blk != nil {
@@ -73,24 +80,71 @@ func (s *Session) queueFullLocked() (full bool, err error) {
 	if err := s.flushLocked(); err != nil {
 		return false, err
 	}
-	return len(s.q) >= s.srv.opts.QueueSize, nil
+	return s.atLimitLocked(), nil
+}
+
+func (s *Session) atLimitLocked() bool {
+	return len(s.q) >= s.srv.opts.QueueSize || int(s.qbytes) >= s.srv.opts.QueueBytes
+}
+
+// aboveHighWaterLocked reports whether the queue is at half of either of its bounds.
+func (s *Session) aboveHighWaterLocked() bool {
+	return 2*len(s.q) >= s.srv.opts.QueueSize || 2*int(s.qbytes) >= s.srv.opts.QueueBytes
+}
+
+// outputHigh reports whether the outgoing queue is above its high-water mark.
+func (s *Session) outputHigh() bool {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	return s.aboveHighWaterLocked()
+}
+
+// pauseForOutput stops reading while the queue is above its high-water mark: it reports
+// true and marks the session, so that the flush that brings the queue down resumes it.
+func (s *Session) pauseForOutput() bool {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	if !s.aboveHighWaterLocked() {
+		return false
+	}
+	if !s.outPaused {
+		s.outPaused = true
+		s.srv.stats.outputPauses.Add(1)
+	}
+	return true
+}
+
+// maxFrameCost caps what one frame counts against QueueBytes (itself capped at
+// maxQueueBytes), so that the queue's count fits an int32: a Session is allocated per
+// connection and every field counts. A frame this large closes the queue to more anyway.
+const (
+	maxFrameCost  = 1 << 29
+	maxQueueBytes = 1 << 30
+)
+
+// frameCost is what a queued frame counts against QueueBytes: the pooled buffer it holds.
+func frameCost(f *pool.Shared) int32 { return int32(min(f.Size(), maxFrameCost)) }
+
+// pushLocked appends f (one more reference) to the queue.
+func (s *Session) pushLocked(f *pool.Shared) {
+	f.Retain()
+	s.q = append(s.q, f)
+	s.qbytes += frameCost(f)
 }
 
 // enqueueLocked writes f directly when the queue is empty, and queues what the socket did
 // not take. It returns a write error other than EAGAIN.
 func (s *Session) enqueueLocked(f *pool.Shared) error {
 	if s.blk != nil {
-		f.Retain()
-		s.q = append(s.q, f)
+		s.pushLocked(f)
 		s.blk.wakeWriter()
 		return nil
 	}
 	if len(s.q) > 0 {
-		f.Retain()
-		s.q = append(s.q, f)
+		s.pushLocked(f)
 		return nil
 	}
-	n, err := writeAll(s.fd, f.B)
+	n, err := writeAll(int(s.fd), f.B)
 	if n == len(f.B) {
 		s.srv.stats.bytesOut.Add(uint64(n))
 		return nil
@@ -98,9 +152,8 @@ func (s *Session) enqueueLocked(f *pool.Shared) error {
 	if err != nil {
 		return err
 	}
-	f.Retain()
-	s.q = append(s.q, f)
-	s.qoff = n
+	s.pushLocked(f)
+	s.qoff = int32(n)
 	return nil
 }
 
@@ -125,7 +178,7 @@ func writeAll(fd int, p []byte) (int, error) {
 	return written, nil
 }
 
-// flush writes queued frames after the poller reported the socket writable.
+// flush writes queued frames (the socket became writable, or a fan-out worker's turn).
 func (s *Session) flush() {
 	s.wmu.Lock()
 	if len(s.q) == 0 || !s.fdOpen {
@@ -137,6 +190,20 @@ func (s *Session) flush() {
 	if err != nil {
 		s.writeFailed(err)
 	}
+}
+
+// tryFlush is flush for the poller's goroutine, which must not wait for wmu (a publisher
+// holds it across write calls): it reports false, having done nothing, when wmu is taken
+// or the write failed, and the session's own task must flush instead.
+func (s *Session) tryFlush() bool {
+	if !s.wmu.TryLock() {
+		return false
+	}
+	defer s.wmu.Unlock()
+	if len(s.q) == 0 || !s.fdOpen || s.blk != nil {
+		return true
+	}
+	return s.flushLocked() == nil
 }
 
 func (s *Session) flushLocked() error {
@@ -153,7 +220,7 @@ func (s *Session) flushLocked() error {
 			}
 			bufs = append(bufs, b)
 		}
-		n, err := sysWritev(s.fd, bufs)
+		n, err := sysWritev(int(s.fd), bufs)
 		if err == errInterrupted {
 			continue
 		}
@@ -177,13 +244,14 @@ func (s *Session) consumeLocked(n int) {
 	s.srv.stats.bytesOut.Add(uint64(n))
 	i := 0
 	for i < len(s.q) {
-		left := len(s.q[i].B) - s.qoff
+		left := len(s.q[i].B) - int(s.qoff)
 		if n < left {
-			s.qoff += n
+			s.qoff += int32(n)
 			break
 		}
 		n -= left
 		s.qoff = 0
+		s.qbytes -= frameCost(s.q[i])
 		s.q[i].Release()
 		s.q[i] = nil
 		i++
@@ -194,11 +262,21 @@ func (s *Session) consumeLocked(n int) {
 		} else {
 			s.q = s.q[:0]
 		}
-		return
+	} else {
+		n = copy(s.q, s.q[i:])
+		clear(s.q[n:])
+		s.q = s.q[:n]
 	}
-	n = copy(s.q, s.q[i:])
-	clear(s.q[n:])
-	s.q = s.q[:n]
+	s.resumeIfDrainedLocked()
+}
+
+// resumeIfDrainedLocked resumes reading of a session paused by its queue once the queue is
+// down to a quarter of its bounds.
+func (s *Session) resumeIfDrainedLocked() {
+	if s.outPaused && 4*len(s.q) <= s.srv.opts.QueueSize && 4*int(s.qbytes) <= s.srv.opts.QueueBytes {
+		s.outPaused = false
+		s.raise(workRead | workDrain)
+	}
 }
 
 // dropQueuedLocked discards queued frames that have not started to go out; a frame half
@@ -209,19 +287,11 @@ func (s *Session) dropQueuedLocked() {
 		keep = 1
 	}
 	for i := keep; i < len(s.q); i++ {
+		s.qbytes -= frameCost(s.q[i])
 		s.q[i].Release()
 		s.q[i] = nil
 	}
 	s.q = s.q[:keep]
-}
-
-// shutdownIfDrainedLocked shuts the write side once a queued close frame has gone out, so
-// the client reads the close frame and then EOF, never a reset.
-func (s *Session) shutdownIfDrainedLocked() {
-	if s.shutWr && len(s.q) == 0 && s.fdOpen && s.blk == nil {
-		s.shutWr = false
-		_ = sysShutdownWrite(s.fd)
-	}
 }
 
 // releaseQueueLocked drops every queued frame (the socket is going away).
@@ -230,11 +300,5 @@ func (s *Session) releaseQueueLocked() {
 		f.Release()
 		s.q[i] = nil
 	}
-	s.q, s.qoff = nil, 0
-}
-
-// writeFailed ends a session whose socket refused a write (reset, broken pipe).
-func (s *Session) writeFailed(err error) {
-	s.closeWith(os.NewSyscallError("write", err), 0, "")
-	s.raise(workFinish)
+	s.q, s.qoff, s.qbytes = nil, 0, 0
 }

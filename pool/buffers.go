@@ -69,6 +69,10 @@ func NewShared(n int) *Shared {
 	return f
 }
 
+// Size is the memory f holds: the capacity of its pooled buffer (B's length rounded up to
+// a size class).
+func (f *Shared) Size() int { return cap(*f.buf) }
+
 // Retain adds a reference. The caller must already hold one.
 func (f *Shared) Retain() { f.refs.Add(1) }
 

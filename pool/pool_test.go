@@ -243,7 +243,9 @@ func TestPoolGrowsWhenWorkersBlock(t *testing.T) {
 	for range 40 {
 		p.Submit(funcTask(func() {
 			running.Add(1)
+			p.Block()
 			<-release
+			p.Unblock()
 		}))
 	}
 	waitFor(t, "all 40 blocked tasks to run", func() bool { return running.Load() == 40 })
@@ -271,5 +273,36 @@ func TestPoolBurstOfShortTasksStaysSmall(t *testing.T) {
 	t.Logf("20000 short tasks ran on at most %d workers (eager %d)", most, p.eager)
 	if most > 200 {
 		t.Fatalf("a burst of short tasks grew the pool to %d workers", most)
+	}
+}
+
+// Long tasks that do not block (CPU work, or workers short of CPU under a flood) do not
+// make the pool grow: more goroutines would not make them finish sooner.
+func TestPoolDoesNotGrowForSlowTasks(t *testing.T) {
+	p := New(10000, time.Hour)
+	defer p.Close()
+	var wg sync.WaitGroup
+	most := 0
+	for range 200 {
+		wg.Add(1)
+		p.Submit(funcTask(func() {
+			defer wg.Done()
+			for start := time.Now(); time.Since(start) < 3*time.Millisecond; {
+			}
+		}))
+	}
+	for done := make(chan struct{}); ; {
+		go func() { wg.Wait(); close(done) }()
+		for {
+			most = max(most, p.Workers())
+			select {
+			case <-done:
+				if most > p.eager {
+					t.Fatalf("200 slow, unblocked tasks grew the pool to %d workers (eager %d)", most, p.eager)
+				}
+				return
+			case <-time.After(time.Millisecond):
+			}
+		}
 	}
 }

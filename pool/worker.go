@@ -16,10 +16,13 @@ type Task interface {
 // Pool runs Tasks on worker goroutines. A task goes to an idle worker if there is one, or
 // starts a new worker while fewer than the eager count run (a few per CPU); otherwise it
 // waits in a FIFO queue. Short tasks are served faster by the running workers than by new
-// goroutines, so the pool only grows further when the queue makes no progress — every
-// worker is blocked, in a database call say: each millisecond without a finished task
-// while tasks wait, the pool doubles its workers, up to the cap. A worker idle for longer
-// than the idle timeout exits. Submit never blocks.
+// goroutines, so the pool only grows further when the queue makes no progress because
+// every worker is blocked: a task marks the code that may block (a user's callback that
+// calls a database, say) with Block and Unblock, and each millisecond without a finished
+// task while tasks wait and every worker is inside such code, the pool doubles its
+// workers, up to the cap. Workers that are merely slow — long tasks, or short of CPU under
+// a flood — are not blocked, and more goroutines would only make the queue's wait longer.
+// A worker idle for longer than the idle timeout exits. Submit never blocks.
 //
 // All methods are safe for concurrent use.
 type Pool struct {
@@ -28,7 +31,7 @@ type Pool struct {
 	idleTimeout time.Duration
 
 	finished atomic.Uint64 // tasks run to completion, for the stall check
-	inTask   atomic.Int64  // workers inside Task.Run right now
+	blocked  atomic.Int64  // workers between Block and Unblock right now
 	lastSeen uint64        // finished at the previous stall check; guarded by mu
 	stallArm bool          // a stall check is pending; guarded by mu
 
@@ -111,10 +114,9 @@ func (p *Pool) checkStall() {
 		p.stallArm = false
 		return
 	}
-	// Blocked workers sit inside a task; workers merely short of CPU (the poller and a
-	// keepalive round can hold both cores for a while) are between microsecond tasks.
-	// Only the first kind calls for more goroutines.
-	if now := p.finished.Load(); now == p.lastSeen && p.inTask.Load() >= int64(p.workers) {
+	// Only workers inside code marked as blocking call for more goroutines; workers short
+	// of CPU (a flood, the poller and a keepalive round holding both cores) do not.
+	if now := p.finished.Load(); now == p.lastSeen && p.blocked.Load() >= int64(p.workers) {
 		for n := min(waiting, max(p.workers, 1), p.maxWorkers-p.workers); n > 0; n-- {
 			p.startLocked(nil)
 		}
@@ -122,6 +124,14 @@ func (p *Pool) checkStall() {
 	p.lastSeen = p.finished.Load()
 	time.AfterFunc(stallCheck, p.checkStall)
 }
+
+// Block marks the calling task as entering code that may block (a user's callback); the
+// task must call Unblock when it leaves that code. Only while every worker is so marked
+// and no task finishes does the pool grow past its eager size.
+func (p *Pool) Block() { p.blocked.Add(1) }
+
+// Unblock ends what Block began.
+func (p *Pool) Unblock() { p.blocked.Add(-1) }
 
 // Workers reports the number of running worker goroutines.
 func (p *Pool) Workers() int {
@@ -164,9 +174,7 @@ func (p *Pool) work(t Task) {
 	defer timer.Stop()
 	for {
 		if t != nil {
-			p.inTask.Add(1)
 			t.Run()
-			p.inTask.Add(-1)
 			p.finished.Add(1)
 		}
 		t = p.next(w)

@@ -26,14 +26,24 @@
 // # Memory
 //
 // A registration costs one 24-byte slab entry (on 64-bit platforms): no goroutine, no
-// closure and no map entry per fd. The fd is passed in as a number, so callers should take
-// it from a net.Conn with SyscallConn().Control, which neither duplicates it nor changes its
-// blocking mode.
+// closure and no map entry per fd. The poller takes the fd as a raw number and never owns
+// it: the caller opens it, keeps it non-blocking, removes it and then closes it.
+//
+// livepoll's live package gets the number from the net.Conn with SyscallConn().Control,
+// which neither duplicates the fd nor changes its blocking mode, then duplicates it with
+// F_DUPFD_CLOEXEC (the copy shares the open file description, so it stays non-blocking)
+// and closes the net.Conn. That drops the Go runtime poller's registration and the
+// net.Conn's own memory, and leaves the session one descriptor that only it closes. A
+// wrapper net.Conn that is not a *net.TCPConn or *net.UnixConn is kept (its Close may have
+// work to do when the session ends), and so is any conn whose dup failed.
 //
 // # Why not mailru/easygo
 //
-// easygo's netpoll.Handle takes the fd through conn.File(), which dups the descriptor and
-// switches the socket to blocking mode; its Epoll keys callbacks by fd number, so an event
+// livepoll uses none of easygo's code, only ideas: one readiness interface with
+// epoll and kqueue behind it. Its netpoll package has not changed since 2019 and does
+// not fit here: Handle takes the fd through conn.File(), a dup whose os.File switches the
+// shared open file description to blocking every time its Fd method is called (Start sets
+// it back, Stop and Resume do not); its Epoll keys callbacks by fd number, so an event
 // read for a closed fd can be dispatched to a new connection that reused the number; and
 // it keeps a closure and a map entry per fd.
 package poller

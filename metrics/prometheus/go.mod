@@ -5,6 +5,7 @@ go 1.26.0
 replace github.com/livepoll/livepoll => ../..
 
 require (
+	github.com/gorilla/websocket v1.5.3
 	github.com/livepoll/livepoll v0.0.0-00010101000000-000000000000
 	github.com/prometheus/client_golang v1.25.0
 	github.com/prometheus/client_model v0.6.3

@@ -19,6 +19,7 @@ import (
 
 func main() {
 	save := flag.String("save", "", "append every event read from stdin to this file")
+	verbose := flag.Bool("v", false, "print the output of passing tests too")
 	summary := flag.Bool("summary", false, "read the files named as arguments and print the skipped tests and the totals")
 	flag.Parse()
 
@@ -46,6 +47,7 @@ func main() {
 		in = io.TeeReader(os.Stdin, f)
 	}
 	r := newReport(os.Stdout)
+	r.verbose = *verbose
 	if err := r.read(in); err != nil {
 		fmt.Fprintln(os.Stderr, "testreport:", err)
 		os.Exit(2)

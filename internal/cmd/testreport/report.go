@@ -33,7 +33,8 @@ type skipped struct {
 // report follows the events of one or more go test runs. With out set it prints as it
 // goes; without, it only counts (for -summary).
 type report struct {
-	out io.Writer
+	out     io.Writer
+	verbose bool // print passing tests' output too
 
 	output   map[testKey][]string // output of tests (and packages, test "") still running
 	build    map[string][]string  // build output per import path
@@ -84,6 +85,9 @@ func (r *report) handle(e event) {
 	case "pass":
 		if e.Test != "" {
 			r.passed++
+			if r.verbose {
+				r.print(strings.Join(r.output[k], ""))
+			}
 		} else {
 			r.print(packageLine(r.output[k], "ok  \t"+e.Package, e.Elapsed))
 		}

@@ -28,19 +28,18 @@ type node struct {
 	http *httptest.Server
 }
 
-func newNode(t *testing.T, broker live.Broker) *node {
+// newNode serves opts with an OnMessage that subscribes a client sending "join" to "room".
+func newNode(t *testing.T, opts live.Options) *node {
 	t.Helper()
 	var srv *live.Server
-	srv = live.New(live.Options{
-		Broker: broker,
-		Logger: slog.New(slog.DiscardHandler), // broker connects are expected here
-		OnMessage: func(ctx context.Context, s *live.Session, topic string, data []byte) {
-			if topic == "join" {
-				srv.Subscribe(s, "room")
-				s.Send(live.Message{Topic: "joined", Data: []byte(`{}`)})
-			}
-		},
-	})
+	opts.Logger = slog.New(slog.DiscardHandler) // broker connects are expected here
+	opts.OnMessage = func(ctx context.Context, s *live.Session, topic string, data []byte) {
+		if topic == "join" {
+			srv.Subscribe(s, "room")
+			s.Send(live.Message{Topic: "joined", Data: []byte(`{}`)})
+		}
+	}
+	srv = live.New(opts)
 	reg := prometheus.NewPedanticRegistry()
 	reg.MustRegister(livepollprom.New(srv, livepollprom.Options{ConstLabels: prometheus.Labels{"server": "test"}}))
 	mux := http.NewServeMux()
@@ -147,8 +146,8 @@ func read(t *testing.T, c *websocket.Conn, want string) {
 // subscribe, send, get a message from another node, and leave in two ways.
 func TestScrape(t *testing.T) {
 	broker := live.NewMemoryBroker()
-	n := newNode(t, broker.Node())
-	other := newNode(t, broker.Node())
+	n := newNode(t, live.Options{Broker: broker.Node()})
+	other := newNode(t, live.Options{Broker: broker.Node()})
 
 	start := n.waitFor(t, "idle", map[string]float64{
 		"livepoll_sessions":                               0,
@@ -208,5 +207,22 @@ func TestScrape(t *testing.T) {
 		`livepoll_sessions_closed_total{reason="normal"}`: 1,
 		`livepoll_sessions_closed_total{reason="eof"}`:    1,
 		`livepoll_sessions_closed_total{reason="error"}`:  0,
+	})
+}
+
+// TestScrapeRejected: an upgrade beyond MaxSessions is refused with 503 and counted.
+func TestScrapeRejected(t *testing.T) {
+	n := newNode(t, live.Options{MaxSessions: 1})
+	a := n.dial(t)
+	write(t, a, `{"topic":"join","data":{}}`)
+	read(t, a, `{"topic":"joined","data":{}}`) // a is registered: the next one is over the cap
+
+	_, resp, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(n.http.URL, "http")+"/ws", nil)
+	if err == nil || resp == nil || resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("second dial: err %v, response %v; want 503", err, resp)
+	}
+	n.waitFor(t, "one refused", map[string]float64{
+		"livepoll_sessions":                1,
+		"livepoll_upgrades_rejected_total": 1,
 	})
 }

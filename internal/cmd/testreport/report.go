@@ -42,10 +42,11 @@ type report struct {
 	failures int // failed tests
 	badPkgs  []string
 	skips    []skipped
+	ran      map[testKey]string // tests that passed or failed, for skips run in another step
 }
 
 func newReport(out io.Writer) *report {
-	return &report{out: out, output: make(map[testKey][]string), build: make(map[string][]string)}
+	return &report{out: out, output: make(map[testKey][]string), build: make(map[string][]string), ran: make(map[testKey]string)}
 }
 
 func (r *report) failed() bool { return r.failures > 0 || len(r.badPkgs) > 0 }
@@ -85,6 +86,7 @@ func (r *report) handle(e event) {
 	case "pass":
 		if e.Test != "" {
 			r.passed++
+			r.ran[k] = "passed"
 			if r.verbose {
 				r.print(strings.Join(r.output[k], ""))
 			}
@@ -103,6 +105,7 @@ func (r *report) handle(e event) {
 	case "fail":
 		if e.Test != "" {
 			r.failures++
+			r.ran[k] = "failed"
 			r.print(strings.Join(r.output[k], ""))
 		} else {
 			r.badPkgs = append(r.badPkgs, e.Package)
@@ -164,10 +167,18 @@ func (r *report) printSummary(w io.Writer) {
 		}
 		return r.skips[i].test < r.skips[j].test
 	})
+	elsewhere := 0
 	if len(r.skips) > 0 {
 		fmt.Fprintf(w, "\nskipped tests:\n")
 		for _, s := range r.skips {
-			fmt.Fprintf(w, "  %s %s: %s\n", s.pkg, s.test, s.reason)
+			// A test skipped in one go test run and run in another (a load test skipped
+			// under -race, run in its own step) is still listed, marked.
+			note := ""
+			if verdict, ok := r.ran[s.testKey]; ok {
+				note = " [run in another step: " + verdict + "]"
+				elsewhere++
+			}
+			fmt.Fprintf(w, "  %s %s: %s%s\n", s.pkg, s.test, s.reason, note)
 		}
 	}
 	if len(r.badPkgs) > 0 {
@@ -176,5 +187,9 @@ func (r *report) printSummary(w io.Writer) {
 			fmt.Fprintf(w, "  %s\n", p)
 		}
 	}
-	fmt.Fprintf(w, "\n%d passed, %d failed, %d skipped\n", r.passed, r.failures, len(r.skips))
+	fmt.Fprintf(w, "\n%d passed, %d failed, %d skipped", r.passed, r.failures, len(r.skips))
+	if elsewhere > 0 {
+		fmt.Fprintf(w, " (%d of them run in another step)", elsewhere)
+	}
+	fmt.Fprintln(w)
 }

@@ -82,3 +82,29 @@ func TestSummaryAllPassed(t *testing.T) {
 		t.Errorf("summary %q, failed() = %v", out.String(), r.failed())
 	}
 }
+
+// A test skipped in one run (the load test under -race) and passed in another is listed,
+// marked, and still counted as a skip.
+func TestSummarySkippedThenRun(t *testing.T) {
+	r := newReport(nil)
+	stream := `{"Action":"output","Package":"p","Test":"TestLoad","Output":"    load_test.go:9: set LOAD=1\n"}
+{"Action":"skip","Package":"p","Test":"TestLoad"}
+{"Action":"pass","Package":"p"}
+{"Action":"pass","Package":"p","Test":"TestLoad"}
+{"Action":"pass","Package":"p"}
+`
+	if err := r.read(strings.NewReader(stream)); err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	r.printSummary(&out)
+	want := `
+skipped tests:
+  p TestLoad: load_test.go:9: set LOAD=1 [run in another step: passed]
+
+1 passed, 0 failed, 1 skipped (1 of them run in another step)
+`
+	if out.String() != want {
+		t.Errorf("summary:\n%s\nwant:\n%s", out.String(), want)
+	}
+}

@@ -72,7 +72,8 @@ func run(ctx context.Context, cfg config, stderr io.Writer) (*report, error) {
 		Scenario: cfg.Scenario,
 		Settings: settings{Conns: cfg.Conns, Topics: cfg.Topics, Rate: cfg.Rate, DurationSec: cfg.Duration.Seconds(),
 			ConnectRate: cfg.ConnectRate, Concurrency: cfg.Concurrency, Size: cfg.Size},
-		Errors: map[string]errorCount{},
+		Errors:      map[string]errorCount{},
+		Connections: connReport{ServerClosedBy: map[string]int64{}},
 	}
 	publishers := 0
 	if cfg.Scenario == scenarioPublish {
@@ -318,6 +319,8 @@ func run(ctx context.Context, cfg config, stderr io.Writer) (*report, error) {
 		latency.Merge(&res.Latency)
 		load.Expected += res.Expected
 		load.Lost += res.Lost
+		load.Unanswered += res.Unanswered
+		mergeCounts(r.Connections.ServerClosedBy, res.ServerClosedBy)
 		load.Dup += res.Dup
 		load.DrainComplete = load.DrainComplete && !res.DrainFailed
 		mergeErrors(r.Errors, res.Errors)

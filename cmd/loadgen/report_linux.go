@@ -30,6 +30,8 @@ type report struct {
 	Errors            map[string]errorCount `json:"errors"`
 	Server            *serverReport         `json:"server,omitempty"`
 	ServerSkipped     string                `json:"server_skipped,omitempty"` // why there are no server figures
+	Kernel            *kernelReport         `json:"kernel,omitempty"`         // the host kernel's socket memory
+	KernelSkipped     string                `json:"kernel_skipped,omitempty"` // why there are no kernel figures
 	Loadgen           loadgenReport         `json:"loadgen"`
 	Limits            limitsReport          `json:"limits"`
 	Seconds           float64               `json:"seconds"` // the whole run
@@ -235,6 +237,11 @@ func (r *report) print(w io.Writer) {
 		row("server before → after", "RSS %s → %s, goroutines %d → %d, fds %d → %d", mib(s.Before.RSSBytes), mib(s.After.RSSBytes), s.Before.Goroutines, s.After.Goroutines, s.Before.FDs, s.After.FDs)
 	} else if r.ServerSkipped != "" {
 		row("server figures", "skipped: %s", r.ServerSkipped)
+	}
+	if k := r.Kernel; k != nil {
+		row("kernel per connection", "%s", k.describe())
+	} else if r.KernelSkipped != "" {
+		row("kernel figures", "skipped: %s", r.KernelSkipped)
 	}
 	lg := r.Loadgen
 	pss := ""

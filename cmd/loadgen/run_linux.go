@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/livepoll/livepoll/internal/hist"
+	"github.com/livepoll/livepoll/internal/kmem"
 	"github.com/livepoll/livepoll/internal/proc"
 	"github.com/livepoll/livepoll/internal/srvstats"
 	"github.com/livepoll/livepoll/internal/wsfleet"
@@ -157,7 +158,11 @@ func run(ctx context.Context, cfg config, stderr io.Writer) (*report, error) {
 		}
 	}
 
-	// The server's figures before the fleet.
+	// The kernel's and the server's figures before the fleet.
+	kbefore, kerr := kmem.Read()
+	if kerr != nil {
+		r.KernelSkipped = kerr.Error()
+	}
 	var before srvstats.Snapshot
 	if statsURL != "" {
 		sctx, scancel := context.WithTimeout(ctx, 30*time.Second)
@@ -244,7 +249,15 @@ func run(ctx context.Context, cfg config, stderr io.Writer) (*report, error) {
 		}
 	}
 
-	// Once the fleet is up: the server's figures and loadgen's own memory.
+	// Once the fleet is up: the kernel's and the server's figures and loadgen's own
+	// memory. The server holds the publishers' connections too.
+	open := int64(publishers - closedPublishers(pub))
+	for _, p := range parts {
+		open += p.progress().Open
+	}
+	if kerr == nil {
+		r.Kernel, r.KernelSkipped = kernelAfter(kbefore, open, r.SelfStartedServer || isLoopback(target))
+	}
 	if statsURL != "" {
 		sctx, scancel := context.WithTimeout(ctx, 30*time.Second)
 		after, err := srvstats.Fetch(sctx, statsURL, true)
@@ -252,11 +265,6 @@ func run(ctx context.Context, cfg config, stderr io.Writer) (*report, error) {
 		if err != nil {
 			r.ServerSkipped = fmt.Sprintf("%s did not answer once the fleet was up: %v", statsURL, err)
 		} else {
-			// The server holds the publishers' connections too.
-			open := int64(publishers - closedPublishers(pub))
-			for _, p := range parts {
-				open += p.progress().Open
-			}
 			r.Server = &serverReport{StatsURL: statsURL, Before: before, After: after, Conns: open}
 			if open > 0 {
 				n := float64(open)

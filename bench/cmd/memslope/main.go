@@ -8,7 +8,11 @@
 // lets the server sit idle for -quiesce, reads /stats?gc=1 three times and
 // keeps the smallest RSS. The least-squares
 // slope of RSS (and of heap_inuse+stack_inuse) against the connection count
-// is the cost of one connection; the intercept is the baseline.
+// is the cost of one connection; the intercept is the baseline. The same slope of
+// the host kernel's socket memory (internal/kmem: sockstat buffers and the slab
+// caches that grow per socket, read after each step's samples) is the kernel's
+// cost of a connection pair: the fleet runs on the same host, so both ends of each
+// loopback connection are in the counters, and one end costs about half.
 package main
 
 import (
@@ -176,8 +180,12 @@ func measure(benchDir, tmp, impl string, ns []int, r *Result) error {
 			return fail(err)
 		}
 		r.Steps = append(r.Steps, st)
-		log.Printf("%s: %6d conns  rss %7.1f MiB  heap+stack %7.1f MiB  goroutines %6d  fds %6d  (%.1fs)",
-			impl, n, slope.MiB(st.RSS), slope.MiB(st.HeapStack), st.Goroutines, st.FDs, time.Since(start).Seconds())
+		kernel := "-"
+		if st.Kernel != nil {
+			kernel = fmt.Sprintf("%.1f MiB", slope.MiB(uint64(max(0, st.Kernel.Total()))))
+		}
+		log.Printf("%s: %6d conns  rss %7.1f MiB  heap+stack %7.1f MiB  goroutines %6d  fds %6d  kernel sockets %s  (%.1fs)",
+			impl, n, slope.MiB(st.RSS), slope.MiB(st.HeapStack), st.Goroutines, st.FDs, kernel, time.Since(start).Seconds())
 	}
 	r.RSSBaseline, r.HeapStackBaseline = r.Fit()
 	return nil

@@ -42,6 +42,8 @@ type config struct {
 	Timeout     time.Duration // the whole run; 0: derived from the others
 	JSON        string        // report file
 	Progress    time.Duration // progress line interval; 0: none
+	HeapProfile string        // where to write the server's heap profile; "": none
+	PprofURL    string        // the server's heap profile URL; "": derived
 
 	srcFlag string
 }
@@ -68,6 +70,8 @@ func (c *config) flags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.Timeout, "timeout", 0, "stop everything after this long (default: enough for the other settings plus 2 minutes)")
 	fs.StringVar(&c.JSON, "json", "", "also write the report as JSON to this `file`")
 	fs.DurationVar(&c.Progress, "progress", time.Second, "progress line interval on stderr (0: none)")
+	fs.StringVar(&c.HeapProfile, "heap-profile", "", "at the end of the load phase, write the server's heap profile to this `file` and report its top allocation sites per connection")
+	fs.StringVar(&c.PprofURL, "pprof-url", "", "the server's heap profile `URL` for -heap-profile; default: the stats URL's host, /debug/pprof/heap")
 }
 
 // parseConfig reads args (without the program name).

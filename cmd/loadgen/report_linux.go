@@ -31,6 +31,8 @@ type report struct {
 	Server            *serverReport         `json:"server,omitempty"`
 	ServerSkipped     string                `json:"server_skipped,omitempty"` // why there are no server figures
 	Kernel            *kernelReport         `json:"kernel,omitempty"`         // the host kernel's socket memory
+	HeapProfile       *heapReport           `json:"heap_profile,omitempty"`   // -heap-profile: the server's heap at the end of the load phase
+	HeapProfileError  string                `json:"heap_profile_error,omitempty"`
 	KernelSkipped     string                `json:"kernel_skipped,omitempty"` // why there are no kernel figures
 	Loadgen           loadgenReport         `json:"loadgen"`
 	Limits            limitsReport          `json:"limits"`
@@ -242,6 +244,14 @@ func (r *report) print(w io.Writer) {
 		row("kernel per connection", "%s", k.describe())
 	} else if r.KernelSkipped != "" {
 		row("kernel figures", "skipped: %s", r.KernelSkipped)
+	}
+	if h := r.HeapProfile; h != nil {
+		row("server heap profile", "%s in use (%.0f B per connection over %d), written to %s; top allocation sites (inuse_space):", mib(uint64(h.InuseBytes)), h.PerConnBytes, h.Conns, h.File)
+		for _, s := range h.Top {
+			row("", "%8.0f B/conn  %5.1f%%  %s (%s)", s.PerConnBytes, 100*s.Share, s.Function, s.Location)
+		}
+	} else if r.HeapProfileError != "" {
+		row("server heap profile", "FAILED: %s", r.HeapProfileError)
 	}
 	lg := r.Loadgen
 	pss := ""

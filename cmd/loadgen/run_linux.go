@@ -128,6 +128,14 @@ func run(ctx context.Context, cfg config, stderr io.Writer) (*report, error) {
 	} else if statsURL == "" {
 		statsURL = statsURLFor(target)
 	}
+	heapURL := cfg.PprofURL
+	switch {
+	case heapURL != "":
+	case statsURL != "" && statsURL != "none":
+		heapURL = pprofURLFor(statsURL)
+	default:
+		heapURL = pprofURLFor(target)
+	}
 	if statsURL == "none" {
 		statsURL = ""
 		r.ServerSkipped = "-stats none"
@@ -251,10 +259,7 @@ func run(ctx context.Context, cfg config, stderr io.Writer) (*report, error) {
 
 	// Once the fleet is up: the kernel's and the server's figures and loadgen's own
 	// memory. The server holds the publishers' connections too.
-	open := int64(publishers - closedPublishers(pub))
-	for _, p := range parts {
-		open += p.progress().Open
-	}
+	open := openConns(parts, pub, publishers)
 	if kerr == nil {
 		r.Kernel, r.KernelSkipped = kernelAfter(kbefore, open, r.SelfStartedServer || isLoopback(target))
 	}
@@ -300,6 +305,12 @@ func run(ctx context.Context, cfg config, stderr io.Writer) (*report, error) {
 	}
 	rssEnd := partRSS(parts)
 	pssEnd := partPSS(parts)
+	if cfg.HeapProfile != "" {
+		r.HeapProfile, err = fetchHeapProfile(ctx, heapURL, cfg.HeapProfile, openConns(parts, pub, publishers), heapTop)
+		if err != nil {
+			r.HeapProfileError = err.Error()
+		}
+	}
 
 	prog.setPhase("draining")
 	var lastSeq []int64
@@ -369,6 +380,19 @@ func run(ctx context.Context, cfg config, stderr io.Writer) (*report, error) {
 	r.Load = load
 	r.Seconds = time.Since(started).Seconds()
 	return r, nil
+}
+
+// heapTop is how many allocation sites the report lists.
+const heapTop = 10
+
+// openConns counts loadgen's connections open now, publishers included (the server
+// holds them too).
+func openConns(parts []part, pub *publisher, publishers int) int64 {
+	open := int64(publishers - closedPublishers(pub))
+	for _, p := range parts {
+		open += p.progress().Open
+	}
+	return open
 }
 
 func closedPublishers(p *publisher) int {

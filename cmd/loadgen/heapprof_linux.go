@@ -94,25 +94,43 @@ func fetchHeapProfile(ctx context.Context, heapURL, file string, conns int64, to
 }
 
 // allocSite names the function that allocated a sample: its innermost frame outside
-// package runtime (mallocgc, newobject, growslice … are how, not where), or the
-// innermost frame when all are the runtime's.
+// package runtime (mallocgc, newobject, growslice … are how, not where); for the
+// runtime's own allocations (goroutine structs: runtime.malg) the innermost runtime
+// frame that is not an allocator entry point; failing that the innermost frame.
 func allocSite(s *profile.Sample) (fn, where string) {
 	fn, where = "?", "?"
+	rank := 0 // 1: an allocator frame, 2: another runtime frame
 	for _, loc := range s.Location {
 		for _, l := range loc.Line { // innermost first: inlined callees precede their caller
 			if l.Function == nil {
 				continue
 			}
 			name := l.Function.Name
-			if fn == "?" || !strings.HasPrefix(name, "runtime.") {
-				fn, where = name, fmt.Sprintf("%s:%d", l.Function.Filename, l.Line)
+			r := 2
+			switch {
+			case !strings.HasPrefix(name, "runtime."):
+				return name, fmt.Sprintf("%s:%d", l.Function.Filename, l.Line)
+			case isAllocator(name):
+				r = 1
 			}
-			if !strings.HasPrefix(name, "runtime.") {
-				return fn, where
+			if r > rank {
+				fn, where, rank = name, fmt.Sprintf("%s:%d", l.Function.Filename, l.Line), r
 			}
 		}
 	}
 	return fn, where
+}
+
+// isAllocator reports whether a runtime function is one of the allocator's entry points.
+func isAllocator(name string) bool {
+	for _, p := range []string{"runtime.mallocgc", "runtime.newobject", "runtime.newarray", "runtime.growslice", "runtime.makeslice",
+		"runtime.makemap", "runtime.mapassign", "runtime.rawstring", "runtime.rawbyteslice", "runtime.rawruneslice",
+		"runtime.slicebytetostring", "runtime.concatstring", "runtime.convT", "runtime.makechan"} {
+		if strings.HasPrefix(name, p) {
+			return true
+		}
+	}
+	return false
 }
 
 // summarizeHeap reads a heap profile and returns its top sites by in-use space.

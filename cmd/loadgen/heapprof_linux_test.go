@@ -47,24 +47,25 @@ func TestSummarizeHeap(t *testing.T) {
 	data := heapProfile(t, map[int64][]string{
 		6000: {"runtime.mallocgc", "runtime.newobject", "app.newSession", "main.main"},
 		3000: {"runtime.mallocgc", "runtime.growslice", "app.subscribe", "main.main"},
-		1000: {"runtime.mallocgc", "runtime.malg"}, // the runtime's own: the innermost frame
+		1000: {"runtime.mallocgc", "runtime.newobject", "runtime.malg", "runtime.newproc1", "runtime.systemstack"}, // the runtime's own
+		500:  {"runtime.mallocgc", "runtime.growslice"},                                                            // allocators only
 		0:    {"app.freed"},
 	})
 	rep, err := summarizeHeap(data, 100, 2)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rep.InuseBytes != 10000 || rep.PerConnBytes != 100 || len(rep.Top) != 2 {
+	if rep.InuseBytes != 10500 || rep.PerConnBytes != 105 || len(rep.Top) != 2 {
 		t.Fatalf("summary %+v", rep)
 	}
-	if s := rep.Top[0]; s.Function != "app.newSession" || s.InuseBytes != 6000 || s.PerConnBytes != 60 || s.Share != 0.6 || s.Location != "app.newSession.go:7" {
+	if s := rep.Top[0]; s.Function != "app.newSession" || s.InuseBytes != 6000 || s.PerConnBytes != 60 || s.Share != 6000.0/10500 || s.Location != "app.newSession.go:7" {
 		t.Errorf("top site %+v", s)
 	}
 	if s := rep.Top[1]; s.Function != "app.subscribe" || s.PerConnBytes != 30 {
 		t.Errorf("second site %+v", s)
 	}
 	all, _ := summarizeHeap(data, 100, 10)
-	if len(all.Top) != 3 || all.Top[2].Function != "runtime.mallocgc" {
+	if len(all.Top) != 4 || all.Top[2].Function != "runtime.malg" || all.Top[3].Function != "runtime.mallocgc" {
 		t.Errorf("all sites %+v", all.Top)
 	}
 	if _, err := summarizeHeap([]byte("not a profile"), 1, 1); err == nil {

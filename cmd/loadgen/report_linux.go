@@ -31,6 +31,7 @@ type report struct {
 	Server            *serverReport         `json:"server,omitempty"`
 	ServerSkipped     string                `json:"server_skipped,omitempty"` // why there are no server figures
 	Kernel            *kernelReport         `json:"kernel,omitempty"`         // the host kernel's socket memory
+	Abuse             *abuseReport          `json:"abuse,omitempty"`          // abuse: the hostile clients' fate and the server's memory
 	HeapProfile       *heapReport           `json:"heap_profile,omitempty"`   // -heap-profile: the server's heap at the end of the load phase
 	HeapProfileError  string                `json:"heap_profile_error,omitempty"`
 	KernelSkipped     string                `json:"kernel_skipped,omitempty"` // why there are no kernel figures
@@ -191,33 +192,36 @@ func (r *report) print(w io.Writer) {
 		switch r.Scenario {
 		case scenarioPublish:
 			row("published", "%d messages to %d topics in %.1f s (%.0f/s, %d subscribers per topic)", l.Published, r.Settings.Topics, l.Seconds, float64(l.Published)/max(l.Seconds, 1e-9), r.Settings.Conns/r.Settings.Topics)
-		case scenarioEcho:
+		case scenarioEcho, scenarioAbuse:
 			row("echo requests", "%d in %.1f s (%.0f/s)", l.Sent, l.Seconds, float64(l.Sent)/max(l.Seconds, 1e-9))
 		case scenarioChurn:
 			row("churn", "%d closed with a closing handshake, %d reopened in %.1f s", l.ChurnClosed, l.ChurnOpened, l.Seconds)
 		default:
 			row("held", "%.1f s", l.Seconds)
 		}
-		if r.Scenario == scenarioPublish || r.Scenario == scenarioEcho {
+		if r.Scenario == scenarioPublish || r.echoes() {
 			drain := ""
 			if !l.DrainComplete {
 				drain = " (messages still missing when -drain ran out)"
 			}
 			unanswered := ""
-			if r.Scenario == scenarioEcho {
+			if r.echoes() {
 				unanswered = fmt.Sprintf(" (unanswered %d)", l.Unanswered)
 			}
 			row("deliveries", "%d (%.0f/s), expected %d, lost %d%s, duplicated %d%s", l.Deliveries, l.DeliveriesPerSec, l.Expected, l.Lost, unanswered, l.Dup, drain)
 		}
 		if l.Latency != nil {
 			what := "publish → receive"
-			if r.Scenario == scenarioEcho {
+			if r.echoes() {
 				what = "echo round trip"
 			}
 			row(what, "%s", *l.Latency)
 		}
 	}
 	row("losses", "%s", r.lossSummary())
+	if a := r.Abuse; a != nil {
+		r.printAbuse(row)
+	}
 	if len(r.Errors) == 0 {
 		row("errors", "none")
 	}
@@ -294,6 +298,9 @@ func (r *report) writeJSON(path string) error {
 	return os.WriteFile(path, append(b, '\n'), 0o644)
 }
 
+// echoes reports whether the fleet sent echo requests (echo, and abuse's healthy clients).
+func (r *report) echoes() bool { return r.Scenario == scenarioEcho || r.Scenario == scenarioAbuse }
+
 // nothingLost reports whether the run lost nothing: no message owed went missing and
 // the server closed no connection (this side's churn closes are not the server's).
 func (r *report) nothingLost() bool {
@@ -314,7 +321,7 @@ func (r *report) lossSummary() string {
 		lost, unanswered = r.Load.Lost, r.Load.Unanswered
 	}
 	s := fmt.Sprintf("LOST %d messages", lost)
-	if r.Scenario == scenarioEcho {
+	if r.echoes() {
 		s += fmt.Sprintf(" (%d echo requests unanswered)", unanswered)
 	}
 	return s + fmt.Sprintf("; %d connections closed by the server%s", r.Connections.ServerClosed, describeReasons(r.Connections.ServerClosedBy))

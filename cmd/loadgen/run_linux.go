@@ -284,7 +284,33 @@ func run(ctx context.Context, cfg config, stderr io.Writer) (*report, error) {
 	}
 	rssAfterConnect := partRSS(parts)
 
-	// The load phase.
+	// The load phase; abuse's hostile clients connect first and run beside it.
+	var ab *abuse
+	var peaks *statsPeaks
+	if cfg.Scenario == scenarioAbuse {
+		r.Abuse = &abuseReport{}
+		if statsURL == "" {
+			r.Abuse.ServerSkipped = "the server has no /stats (see server figures)"
+		} else {
+			sctx, scancel := context.WithTimeout(ctx, 30*time.Second)
+			before, err := srvstats.Fetch(sctx, statsURL, true)
+			scancel()
+			if err != nil {
+				r.Abuse.ServerSkipped = fmt.Sprintf("%s did not answer: %v", statsURL, err)
+			} else {
+				r.Abuse.Server = &abuseServer{Before: before}
+				peaks = pollPeaks(statsURL)
+			}
+		}
+		ab, err = startAbuse(ctx, cfg.Abuse, target, sources, time.Now().Add(cfg.Duration))
+		if err != nil {
+			if peaks != nil {
+				peaks.end()
+			}
+			return nil, fmt.Errorf("abusers: %w", err)
+		}
+		defer ab.close()
+	}
 	prog.setPhase(cfg.Scenario)
 	loadStart := time.Now()
 	for _, p := range parts {
@@ -300,6 +326,7 @@ func run(ctx context.Context, cfg config, stderr io.Writer) (*report, error) {
 	}
 	lcancel()
 	loadSecs := time.Since(loadStart).Seconds()
+
 	if ctx.Err() != nil {
 		return nil, fmt.Errorf("-timeout %v reached during the load phase", cfg.Timeout)
 	}
@@ -326,6 +353,24 @@ func run(ctx context.Context, cfg config, stderr io.Writer) (*report, error) {
 		return nil, err
 	}
 	prog.stop()
+	// The abusers stopped at the end of the load phase; their fate is read once the
+	// healthy clients have stopped sending too.
+	if ab != nil {
+		r.Abuse.set(ab.finish())
+		ab.close()
+		if peaks != nil {
+			s := peaks.end()
+			s.Before = r.Abuse.Server.Before
+			time.Sleep(500 * time.Millisecond) // the server finishes closing the abusers' sessions
+			sctx, scancel := context.WithTimeout(ctx, 30*time.Second)
+			s.After, err = srvstats.Fetch(sctx, statsURL, true)
+			scancel()
+			if err != nil {
+				r.Abuse.ServerSkipped = fmt.Sprintf("%s did not answer after the abuse: %v", statsURL, err)
+			}
+			r.Abuse.Server = &s
+		}
+	}
 
 	// Aggregate.
 	var total progress
@@ -364,7 +409,7 @@ func run(ctx context.Context, cfg config, stderr io.Writer) (*report, error) {
 		r.Connections.Subscribe = &p
 	}
 	switch cfg.Scenario {
-	case scenarioPublish, scenarioEcho:
+	case scenarioPublish, scenarioEcho, scenarioAbuse:
 		load.Deliveries = total.Deliveries
 		load.DeliveriesPerSec = float64(total.Deliveries) / loadSecs
 		p := percentilesOf(&latency)
@@ -421,7 +466,7 @@ func splitParts(cfg config, target string, sources []string, nparts int) []partS
 		share := float64(n) / float64(cfg.Conns)
 		specs[i] = partSpec{
 			Index: i, URL: target, From: from, To: from + n,
-			Scenario: cfg.Scenario, Topics: cfg.Topics,
+			Scenario: partScenario(cfg.Scenario), Topics: cfg.Topics,
 			Rate:        cfg.Rate * share,
 			ConnectRate: max(1, int(float64(cfg.ConnectRate)*share)),
 			Concurrency: cfg.Concurrency, Sources: sources, Size: cfg.Size,
@@ -430,6 +475,14 @@ func splitParts(cfg config, target string, sources []string, nparts int) []partS
 		from += n
 	}
 	return specs
+}
+
+// partScenario is what the fleet runs for a scenario: abuse's healthy clients echo.
+func partScenario(s string) string {
+	if s == scenarioAbuse {
+		return scenarioEcho
+	}
+	return s
 }
 
 // forEachPart calls fn for every part at once and returns the errors.

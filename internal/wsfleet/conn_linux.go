@@ -22,6 +22,8 @@ type Conn struct {
 	// gaps, repeats). While the loop runs, only its goroutine may touch them (Loop.Do
 	// runs code there).
 	Seq, Lost, Dup int64
+	// BytesIn counts the bytes the loop has read from the socket (frames of every kind).
+	BytesIn atomic.Int64
 
 	tail []byte // unparsed bytes; loop goroutine only
 

@@ -271,6 +271,7 @@ func (l *Loop) read(c *Conn) {
 		}
 		return
 	}
+	c.BytesIn.Add(int64(n))
 	l.consume(c, l.buf[:n])
 }
 

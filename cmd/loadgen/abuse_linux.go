@@ -86,9 +86,11 @@ type abuser struct {
 	blocked atomic.Bool // its last write was still waiting when the run ended
 
 	// Raw kinds (nonreaders, slowreaders) only, until the final drain: what the slow
-	// reader read (parsed by the loop at the drain), and the first error the socket gave.
+	// reader read (parsed by the loop at the drain), and the first error the socket gave
+	// (guarded by mu: the writer and the slow reading both set it).
 	kept     []byte
 	received int64
+	mu       sync.Mutex
 	earlyErr error
 }
 
@@ -248,19 +250,17 @@ func (a *abuse) rawStream(ctx context.Context, ab *abuser, frame []byte, end tim
 	}
 }
 
-var earlyMu sync.Mutex // guards abuser.earlyErr (the writer and the slow reading both set it)
-
 func (a *abuse) setEarly(ab *abuser, err error) {
-	earlyMu.Lock()
-	defer earlyMu.Unlock()
+	ab.mu.Lock()
+	defer ab.mu.Unlock()
 	if ab.earlyErr == nil {
 		ab.earlyErr = err
 	}
 }
 
 func (a *abuse) early(ab *abuser) error {
-	earlyMu.Lock()
-	defer earlyMu.Unlock()
+	ab.mu.Lock()
+	defer ab.mu.Unlock()
 	return ab.earlyErr
 }
 
@@ -390,7 +390,6 @@ func (a *abuse) finish() map[string]*abuserReport {
 			r.NeverConnected += n
 		}
 	}
-	a.loop.Do(func() {}) // the loop's closes so far are visible
 	for _, ab := range a.abusers {
 		r := get(ab.kind)
 		r.BytesSent += ab.sent.Load()

@@ -118,7 +118,7 @@ func run(ctx context.Context, cfg config, stderr io.Writer) (*report, error) {
 		}
 		defer srv.stop()
 		r.Limits.ServerNOFILE = srv.hello.NOFILESoft
-		need := cfg.Conns + publishers + 64
+		need := cfg.Conns + publishers + cfg.Abuse.total() + 64
 		if uint64(need) > srv.hello.NOFILESoft {
 			return nil, fmt.Errorf("loadgen's own server can hold about %d connections (its RLIMIT_NOFILE is %d, hard %d), fewer than the %d asked for: raise the hard limit for the shell that runs loadgen (ulimit -Hn %d as root; /etc/security/limits.conf; systemd LimitNOFILE; fs.nr_open = %d caps it; see docs/tuning.md), or point -url at a server that can",
 				int(srv.hello.NOFILESoft)-64-publishers, srv.hello.NOFILESoft, srv.hello.NOFILEHard, cfg.Conns, need, lim.NrOpen)

@@ -7,9 +7,11 @@ import (
 
 // Read takes a snapshot. It fails only if /proc/net/sockstat cannot be read; without
 // /proc/slabinfo (not root) the snapshot says why in SlabError.
-func Read() (Snapshot, error) {
+func Read() (Snapshot, error) { return read("/proc/net/sockstat", "/proc/slabinfo") }
+
+func read(sockstatPath, slabinfoPath string) (Snapshot, error) {
 	var s Snapshot
-	f, err := os.Open("/proc/net/sockstat")
+	f, err := os.Open(sockstatPath)
 	if err != nil {
 		return s, err
 	}
@@ -17,7 +19,7 @@ func Read() (Snapshot, error) {
 	if err := parseSockstat(f, int64(os.Getpagesize()), &s); err != nil {
 		return s, err
 	}
-	sf, err := os.Open("/proc/slabinfo")
+	sf, err := os.Open(slabinfoPath)
 	if err != nil {
 		s.SlabError = fmt.Sprintf("slab caches not read (%v): /proc/slabinfo is readable by root only", err)
 		return s, nil

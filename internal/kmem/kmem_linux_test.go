@@ -3,6 +3,8 @@ package kmem
 import (
 	"net"
 	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -57,5 +59,24 @@ func TestReadSeesNewSockets(t *testing.T) {
 	// A TCP socket object is over 2 KB: 2n of them are over 2n KB.
 	if grew := after.Slab["TCP"] - before.Slab["TCP"]; grew < 2*n*1024 {
 		t.Errorf("TCP slab grew by %d B for %d connection pairs", grew, n)
+	}
+}
+
+func TestReadWithoutSlabinfoSaysWhy(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	sockstatPath := filepath.Join(dir, "sockstat")
+	if err := os.WriteFile(sockstatPath, []byte(sockstat), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s, err := read(sockstatPath, filepath.Join(dir, "no-slabinfo"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.TCPInuse != 8003 || s.Slab != nil || s.SlabBytes != 0 || !strings.Contains(s.SlabError, "root only") {
+		t.Errorf("snapshot %+v: want sockstat's figures and a SlabError saying why", s)
+	}
+	if _, err := read(filepath.Join(dir, "no-sockstat"), filepath.Join(dir, "no-slabinfo")); err == nil {
+		t.Error("no sockstat: no error")
 	}
 }

@@ -5,6 +5,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"net"
 	"sync"
 	"time"
 
@@ -84,6 +85,7 @@ func (r *abuseReport) kinds() []struct {
 
 // statsPeaks polls /stats (no GC) until stopped and keeps the peaks.
 type statsPeaks struct {
+	once sync.Once
 	stop chan struct{}
 	wg   sync.WaitGroup
 	mu   sync.Mutex
@@ -117,8 +119,9 @@ func pollPeaks(url string) *statsPeaks {
 	return p
 }
 
+// end stops the polling and returns the peaks; it may be called again.
 func (p *statsPeaks) end() abuseServer {
-	close(p.stop)
+	p.once.Do(func() { close(p.stop) })
 	p.wg.Wait()
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -178,4 +181,70 @@ func (r *abuserReport) describe(kind string) string {
 		s += "; dial failures" + describeReasons(r.DialFailed)
 	}
 	return s
+}
+
+// abusePhase is the abuse scenario's side of a run: the abusers and the server's
+// readings around them.
+type abusePhase struct {
+	abusers  *abuse
+	statsURL string
+	peaks    *statsPeaks // nil without /stats
+	report   abuseReport
+}
+
+// startAbusePhase reads the server's memory, connects the abusers and starts them for
+// cfg.Duration.
+func startAbusePhase(ctx context.Context, cfg config, target string, sources []net.IP, statsURL string) (*abusePhase, error) {
+	p := &abusePhase{statsURL: statsURL}
+	if statsURL == "" {
+		p.report.ServerSkipped = "the server has no /stats (see server figures)"
+	} else {
+		sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		before, err := srvstats.Fetch(sctx, statsURL, true)
+		cancel()
+		if err != nil {
+			p.report.ServerSkipped = fmt.Sprintf("%s did not answer: %v", statsURL, err)
+		} else {
+			p.report.Server = &abuseServer{Before: before}
+			p.peaks = pollPeaks(statsURL)
+		}
+	}
+	ab, err := startAbuse(ctx, cfg.Abuse, target, sources, time.Now().Add(cfg.Duration))
+	if err != nil {
+		if p.peaks != nil {
+			p.peaks.end()
+		}
+		return nil, fmt.Errorf("abusers: %w", err)
+	}
+	p.abusers = ab
+	return p, nil
+}
+
+// finish reads the abusers' fate, closes them and reads the server's memory after them.
+func (p *abusePhase) finish(ctx context.Context) *abuseReport {
+	p.report.set(p.abusers.finish())
+	p.abusers.close()
+	if p.peaks != nil {
+		s := p.peaks.end()
+		s.Before = p.report.Server.Before
+		time.Sleep(500 * time.Millisecond) // the server finishes closing the abusers' sessions
+		sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		after, err := srvstats.Fetch(sctx, p.statsURL, true)
+		cancel()
+		if err != nil {
+			p.report.ServerSkipped = fmt.Sprintf("%s did not answer after the abuse: %v", p.statsURL, err)
+		}
+		s.After = after
+		p.report.Server = &s
+	}
+	return &p.report
+}
+
+// close closes the abusers and stops the polling (if finish did not); it may be
+// called again.
+func (p *abusePhase) close() {
+	p.abusers.close()
+	if p.peaks != nil {
+		p.peaks.end()
+	}
 }

@@ -285,29 +285,10 @@ func run(ctx context.Context, cfg config, stderr io.Writer) (*report, error) {
 	rssAfterConnect := partRSS(parts)
 
 	// The load phase; abuse's hostile clients connect first and run beside it.
-	var ab *abuse
-	var peaks *statsPeaks
+	var ab *abusePhase
 	if cfg.Scenario == scenarioAbuse {
-		r.Abuse = &abuseReport{}
-		if statsURL == "" {
-			r.Abuse.ServerSkipped = "the server has no /stats (see server figures)"
-		} else {
-			sctx, scancel := context.WithTimeout(ctx, 30*time.Second)
-			before, err := srvstats.Fetch(sctx, statsURL, true)
-			scancel()
-			if err != nil {
-				r.Abuse.ServerSkipped = fmt.Sprintf("%s did not answer: %v", statsURL, err)
-			} else {
-				r.Abuse.Server = &abuseServer{Before: before}
-				peaks = pollPeaks(statsURL)
-			}
-		}
-		ab, err = startAbuse(ctx, cfg.Abuse, target, sources, time.Now().Add(cfg.Duration))
-		if err != nil {
-			if peaks != nil {
-				peaks.end()
-			}
-			return nil, fmt.Errorf("abusers: %w", err)
+		if ab, err = startAbusePhase(ctx, cfg, target, sources, statsURL); err != nil {
+			return nil, err
 		}
 		defer ab.close()
 	}
@@ -356,20 +337,7 @@ func run(ctx context.Context, cfg config, stderr io.Writer) (*report, error) {
 	// The abusers stopped at the end of the load phase; their fate is read once the
 	// healthy clients have stopped sending too.
 	if ab != nil {
-		r.Abuse.set(ab.finish())
-		ab.close()
-		if peaks != nil {
-			s := peaks.end()
-			s.Before = r.Abuse.Server.Before
-			time.Sleep(500 * time.Millisecond) // the server finishes closing the abusers' sessions
-			sctx, scancel := context.WithTimeout(ctx, 30*time.Second)
-			s.After, err = srvstats.Fetch(sctx, statsURL, true)
-			scancel()
-			if err != nil {
-				r.Abuse.ServerSkipped = fmt.Sprintf("%s did not answer after the abuse: %v", statsURL, err)
-			}
-			r.Abuse.Server = &s
-		}
+		r.Abuse = ab.finish(ctx)
 	}
 
 	// Aggregate.

@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"net/http/pprof"
 	"sync/atomic"
 	"time"
 
@@ -39,6 +40,7 @@ func newApp(opts live.Options) (http.Handler, *live.Server) {
 	mux := http.NewServeMux()
 	mux.Handle("/ws", server.Handler())
 	mux.Handle("GET /stats", srvstats.Handler(&counters))
+	mux.HandleFunc("GET /debug/pprof/", pprof.Index) // the heap profile for -heap-profile
 	return mux, server
 }
 

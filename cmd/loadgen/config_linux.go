@@ -20,6 +20,7 @@ const (
 	scenarioPublish   = "publish"   // connect, subscribe, publish at -rate, measure delivery
 	scenarioEcho      = "echo"      // connect, echo round trips at -rate
 	scenarioChurn     = "churn"     // connect, subscribe; close and reopen -rate connections per second
+	scenarioAbuse     = "abuse"     // echo at -rate on the fleet beside hostile clients (-flooders, …)
 )
 
 // config is a run's settings, from the flags.
@@ -42,20 +43,23 @@ type config struct {
 	Timeout     time.Duration // the whole run; 0: derived from the others
 	JSON        string        // report file
 	Progress    time.Duration // progress line interval; 0: none
+	HeapProfile string        // where to write the server's heap profile; "": none
+	Abuse       abuseConfig   // abuse: the hostile clients
+	PprofURL    string        // the server's heap profile URL; "": derived
 
 	srcFlag string
 }
 
 // defaultRate is -rate's meaning and default per scenario.
-var defaultRate = map[string]float64{scenarioPublish: 200, scenarioEcho: 2000, scenarioChurn: 200}
+var defaultRate = map[string]float64{scenarioPublish: 200, scenarioEcho: 2000, scenarioChurn: 200, scenarioAbuse: 200}
 
 func (c *config) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.URL, "url", "", "target `ws://host:port/path` speaking the live envelope and bench/servers' app protocol; empty: start loadgen's own livepoll server")
 	fs.StringVar(&c.StatsURL, "stats", "", "the target's /stats `URL` for server figures; default: same host, /stats; \"none\": skip")
 	fs.IntVar(&c.Conns, "conns", 1000, "connections to open")
-	fs.StringVar(&c.Scenario, "scenario", scenarioPublish, "idle, subscribe, publish, echo or churn")
+	fs.StringVar(&c.Scenario, "scenario", scenarioPublish, "idle, subscribe, publish, echo, churn or abuse")
 	fs.IntVar(&c.Topics, "topics", 100, "topics the connections subscribe to, connection i to topic i%topics (fan-in conns/topics per topic)")
-	fs.Float64Var(&c.Rate, "rate", 0, "publish: messages/s over all topics (default 200); echo: round trips/s over all connections (default 2000); churn: reconnects/s (default 200)")
+	fs.Float64Var(&c.Rate, "rate", 0, "publish: messages/s over all topics (default 200); echo: round trips/s over all connections (default 2000); churn: reconnects/s (default 200); abuse: the healthy fleet's round trips/s (default 200)")
 	fs.DurationVar(&c.Duration, "duration", 10*time.Second, "length of the load phase (the hold, for idle and subscribe)")
 	fs.IntVar(&c.ConnectRate, "connect-rate", 4000, "new connections per second at most, all processes together")
 	fs.IntVar(&c.Concurrency, "concurrency", 200, "handshakes in flight at once, per process")
@@ -68,6 +72,9 @@ func (c *config) flags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.Timeout, "timeout", 0, "stop everything after this long (default: enough for the other settings plus 2 minutes)")
 	fs.StringVar(&c.JSON, "json", "", "also write the report as JSON to this `file`")
 	fs.DurationVar(&c.Progress, "progress", time.Second, "progress line interval on stderr (0: none)")
+	fs.StringVar(&c.HeapProfile, "heap-profile", "", "at the end of the load phase, write the server's heap profile to this `file` and report its top allocation sites per connection")
+	fs.StringVar(&c.PprofURL, "pprof-url", "", "the server's heap profile `URL` for -heap-profile; default: the stats URL's host, /debug/pprof/heap")
+	c.Abuse.flags(fs)
 }
 
 // parseConfig reads args (without the program name).
@@ -92,9 +99,12 @@ func parseConfig(args []string, stderr io.Writer) (config, error) {
 // finish checks the settings and fills in what depends on others.
 func (c *config) finish() error {
 	switch c.Scenario {
-	case scenarioIdle, scenarioSubscribe, scenarioPublish, scenarioEcho, scenarioChurn:
+	case scenarioIdle, scenarioSubscribe, scenarioPublish, scenarioEcho, scenarioChurn, scenarioAbuse:
 	default:
-		return fmt.Errorf("-scenario %q: want idle, subscribe, publish, echo or churn", c.Scenario)
+		return fmt.Errorf("-scenario %q: want idle, subscribe, publish, echo, churn or abuse", c.Scenario)
+	}
+	if err := c.Abuse.check(c.Scenario); err != nil {
+		return err
 	}
 	if c.Conns <= 0 {
 		return errors.New("-conns must be positive")

@@ -59,6 +59,9 @@ func TestConfigChecks(t *testing.T) {
 		{"-rate", "-1"},
 		{"-src", "nonsense"},
 		{"extra"},
+		{"-flooders", "2"}, // abusers need -scenario abuse
+		{"-scenario", "abuse", "-nonreaders", "-1"},
+		{"-scenario", "abuse", "-flood-size", "0"},
 	}
 	for _, args := range bad {
 		if _, err := parseConfig(args, io.Discard); err == nil {
@@ -71,6 +74,13 @@ func TestConfigChecks(t *testing.T) {
 	}
 	if cfg.Rate != 2000 || cfg.Topics != 5 || cfg.Timeout <= cfg.Duration {
 		t.Errorf("defaults: rate %v topics %d timeout %v", cfg.Rate, cfg.Topics, cfg.Timeout)
+	}
+	cfg, err = parseConfig([]string{"-scenario", "abuse", "-flooders", "3"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Rate != 200 || cfg.Abuse.Flooders != 3 || cfg.Abuse.FloodSize != 64<<10 || cfg.Abuse.NonReaderSize != 1<<20 || cfg.Abuse.SlowReadRate != 4<<10 {
+		t.Errorf("abuse defaults: rate %v, %+v", cfg.Rate, cfg.Abuse)
 	}
 }
 

@@ -127,3 +127,36 @@ func mergeErrors(dst map[string]errorCount, src map[string]errorCount) {
 		dst[k] = d
 	}
 }
+
+// reasonCounts counts connections by wsfleet.Reason. It is safe for concurrent use.
+type reasonCounts struct {
+	mu sync.Mutex
+	m  map[string]int64
+}
+
+func (r *reasonCounts) add(reason string, n int64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.m == nil {
+		r.m = map[string]int64{}
+	}
+	r.m[reason] += n
+}
+
+// snapshot copies the counts (an empty map, not nil, so that JSON shows {}).
+func (r *reasonCounts) snapshot() map[string]int64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make(map[string]int64, len(r.m))
+	for k, v := range r.m {
+		out[k] = v
+	}
+	return out
+}
+
+// mergeCounts adds src's counts to dst.
+func mergeCounts(dst, src map[string]int64) {
+	for k, v := range src {
+		dst[k] += v
+	}
+}

@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -82,23 +83,27 @@ type readyReport struct {
 
 // partResult is a process's share of the report.
 type partResult struct {
-	Index       int                   `json:"index"`
-	PID         int                   `json:"pid"`
-	Conns       int                   `json:"conns"` // connections assigned
-	Ready       readyReport           `json:"ready"`
-	Progress    progress              `json:"progress"` // at the end
-	Connect     hist.Hist             `json:"connect"`  // handshake times
-	Subscribe   hist.Hist             `json:"subscribe"`
-	Latency     hist.Hist             `json:"latency"`  // publish→receive or echo round trip
-	Expected    int64                 `json:"expected"` // deliveries the connections still open should have had
-	Lost        int64                 `json:"lost"`
-	Dup         int64                 `json:"dup"`
-	Errors      map[string]errorCount `json:"errors"`
-	RSSBytes    uint64                `json:"rss_bytes"`
-	CPUNs       int64                 `json:"cpu_ns"`
-	NOFILESoft  uint64                `json:"nofile_soft"`
-	NOFILEHard  uint64                `json:"nofile_hard"`
-	DrainFailed bool                  `json:"drain_failed"` // messages were still missing when -drain ran out
+	Index      int         `json:"index"`
+	PID        int         `json:"pid"`
+	Conns      int         `json:"conns"` // connections assigned
+	Ready      readyReport `json:"ready"`
+	Progress   progress    `json:"progress"` // at the end
+	Connect    hist.Hist   `json:"connect"`  // handshake times
+	Subscribe  hist.Hist   `json:"subscribe"`
+	Latency    hist.Hist   `json:"latency"`    // publish→receive or echo round trip
+	Expected   int64       `json:"expected"`   // deliveries owed to every connection, the server-closed ones included
+	Lost       int64       `json:"lost"`       // owed and not received by the end of the drain (gaps included)
+	Unanswered int64       `json:"unanswered"` // echo: requests sent that got no answer (part of Lost)
+	// ServerClosedBy counts the connections the server closed (or that broke) by
+	// wsfleet.Reason; publishers' as "publisher_<reason>".
+	ServerClosedBy map[string]int64      `json:"server_closed_by"`
+	Dup            int64                 `json:"dup"`
+	Errors         map[string]errorCount `json:"errors"`
+	RSSBytes       uint64                `json:"rss_bytes"`
+	CPUNs          int64                 `json:"cpu_ns"`
+	NOFILESoft     uint64                `json:"nofile_soft"`
+	NOFILEHard     uint64                `json:"nofile_hard"`
+	DrainFailed    bool                  `json:"drain_failed"` // messages were still missing when -drain ran out
 }
 
 // fleet is one process's connections and what it measures of them.
@@ -117,6 +122,7 @@ type fleet struct {
 	deliveries, sentN, churnClosed, churnOpened   atomic.Int64
 	closing                                       atomic.Int64 // closing handshakes this side started, not finished
 	errs                                          errorCounts
+	closedBy                                      reasonCounts
 
 	connectMu   sync.Mutex
 	connectHist hist.Hist
@@ -222,11 +228,12 @@ func (f *fleet) closed(c *wsfleet.Conn, err error) {
 		f.errs.add(errorKind(err), err)
 	default:
 		f.serverClosed.Add(1)
-		kind := errorKind(err)
+		kind, reason := errorKind(err), wsfleet.Reason(err)
 		if c.ID < 0 {
-			kind = "publisher_" + kind
+			kind, reason = "publisher_"+kind, "publisher_"+reason
 		}
 		f.errs.add(kind, err)
+		f.closedBy.add(reason, 1)
 	}
 }
 
@@ -368,7 +375,7 @@ func (f *fleet) sendEchoes(ctx context.Context) {
 		seq := f.sent[idx] + 1
 		frame, scratch = echoFrame(frame[:0], scratch, seq, due.UnixNano(), f.spec.Size)
 		if err := c.Write(frame, 2*time.Second); err != nil {
-			if err != wsfleet.ErrClosed {
+			if !errors.Is(err, wsfleet.ErrClosed) {
 				f.loopOf(idx).Kill(c, err) // counted by closed
 			}
 			return
@@ -443,11 +450,14 @@ func (f *fleet) stop(lastSeq []int64) partResult {
 	f.loadDone.Wait()
 	res := partResult{Index: f.spec.Index, PID: os.Getpid(), Conns: len(f.conns), Ready: f.readyRep}
 	// expected is what connection idx should have received by now (-1: not counted).
+	// A publish subscriber is owed every message of its topic whether or not its
+	// subscription was confirmed in time (publishing starts after -settle) and whether or
+	// not the server closed it: either way the message did not reach it.
 	expected := func(idx int) int64 {
 		switch {
 		case f.spec.Scenario == scenarioEcho:
 			return f.sent[idx]
-		case f.spec.Scenario == scenarioPublish && f.ready[idx] && len(lastSeq) > 0:
+		case f.spec.Scenario == scenarioPublish && len(lastSeq) > 0:
 			return lastSeq[(f.spec.From+idx)%f.spec.Topics]
 		}
 		return -1
@@ -488,14 +498,14 @@ func (f *fleet) stop(lastSeq []int64) partResult {
 				if c == nil || e < 0 {
 					continue
 				}
-				res.Lost += c.Lost
-				res.Dup += c.Dup
-				if c.Closed() {
-					continue // the server closed it: counted in server_closed, not as lost
-				}
+				// A connection the server closed owes its missing messages like an
+				// open one: they did not arrive.
+				missing := c.Lost + max(0, e-c.Seq)
 				res.Expected += e
-				if e > c.Seq {
-					res.Lost += e - c.Seq
+				res.Lost += missing
+				res.Dup += c.Dup
+				if f.spec.Scenario == scenarioEcho {
+					res.Unanswered += missing
 				}
 			}
 		})
@@ -506,6 +516,7 @@ func (f *fleet) stop(lastSeq []int64) partResult {
 	f.connectMu.Unlock()
 	res.Progress = f.progress()
 	res.Errors = f.errs.snapshot()
+	res.ServerClosedBy = f.closedBy.snapshot()
 	res.RSSBytes, _ = proc.RSS(0)
 	user, sys := srvstats.CPUSelf()
 	res.CPUNs = user + sys

@@ -101,7 +101,10 @@ func TestFleetCountsServerClosesApart(t *testing.T) {
 		t.Errorf("errors %+v, want 10 server_close_1001", res.Errors)
 	}
 	if res.Lost != 0 {
-		t.Errorf("lost %d: closed connections are not counted as losing messages", res.Lost)
+		t.Errorf("lost %d: subscribe owes no messages", res.Lost)
+	}
+	if len(res.ServerClosedBy) != 1 || res.ServerClosedBy["close_1001"] != 10 {
+		t.Errorf("server_closed_by %v, want close_1001: 10", res.ServerClosedBy)
 	}
 }
 
@@ -131,6 +134,9 @@ func TestFleetCountsAKilledConnectionOnce(t *testing.T) {
 	}
 	if e := res.Errors["publisher_write_blocked"]; e.Count != 1 {
 		t.Errorf("publisher_write_blocked counted %d times, want 1: %+v", e.Count, res.Errors)
+	}
+	if len(res.ServerClosedBy) != 2 || res.ServerClosedBy["timeout"] != 1 || res.ServerClosedBy["publisher_timeout"] != 1 {
+		t.Errorf("server_closed_by %v, want timeout and publisher_timeout once each", res.ServerClosedBy)
 	}
 	if res.Progress.Open != 1 {
 		t.Errorf("%d open, want 1 (publishers are not counted)", res.Progress.Open)

@@ -101,6 +101,16 @@ func checkServerFigures(t *testing.T, r *report) {
 	if s.PerConn.FDs < 0.95 || s.PerConn.FDs > 1.05 || s.After.RSSBytes == 0 || s.PerConn.RSSBytes == 0 {
 		t.Errorf("server figures %+v", *s)
 	}
+	// The kernel figures: both ends of every connection are on this host, and open at
+	// the After reading. (Other tests and programs open and close sockets meanwhile, so
+	// the growth itself is not checked.)
+	k := r.Kernel
+	if k == nil {
+		t.Fatalf("no kernel figures (%s)", r.KernelSkipped)
+	}
+	if k.Ends != 2 || k.After.TCPInuse < 2*k.Conns || k.PerEndBytes != k.PerConn.TotalBytes/2 {
+		t.Errorf("kernel figures: ends %d, %d TCP sockets in use for %d connections, per end %.0f of %.0f B", k.Ends, k.After.TCPInuse, k.Conns, k.PerEndBytes, k.PerConn.TotalBytes)
+	}
 }
 
 func checkLoad(t *testing.T, r *report) {

@@ -3,11 +3,13 @@
 package main
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"io"
 	"os"
 	"slices"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -28,6 +30,11 @@ type report struct {
 	Errors            map[string]errorCount `json:"errors"`
 	Server            *serverReport         `json:"server,omitempty"`
 	ServerSkipped     string                `json:"server_skipped,omitempty"` // why there are no server figures
+	Kernel            *kernelReport         `json:"kernel,omitempty"`         // the host kernel's socket memory
+	Abuse             *abuseReport          `json:"abuse,omitempty"`          // abuse: the hostile clients' fate and the server's memory
+	HeapProfile       *heapReport           `json:"heap_profile,omitempty"`   // -heap-profile: the server's heap at the end of the load phase
+	HeapProfileError  string                `json:"heap_profile_error,omitempty"`
+	KernelSkipped     string                `json:"kernel_skipped,omitempty"` // why there are no kernel figures
 	Loadgen           loadgenReport         `json:"loadgen"`
 	Limits            limitsReport          `json:"limits"`
 	Seconds           float64               `json:"seconds"` // the whole run
@@ -46,16 +53,19 @@ type settings struct {
 }
 
 type connReport struct {
-	Requested    int          `json:"requested"`
-	Reached      int64        `json:"reached"` // handshakes that succeeded in the connect phase
-	Ready        int64        `json:"ready"`   // subscribed (barrier answered) or, without a subscribe, connected
-	Failed       int64        `json:"failed"`
-	OpenAtEnd    int64        `json:"open_at_end"`
-	ServerClosed int64        `json:"server_closed"` // closed by the server or broken, any time
-	Seconds      float64      `json:"connect_seconds"`
-	RatePerSec   float64      `json:"connect_rate_per_sec"`
-	Handshake    percentiles  `json:"handshake"`           // connect + upgrade, per connection
-	Subscribe    *percentiles `json:"subscribe,omitempty"` // subscribe sent → echo barrier back
+	Requested    int   `json:"requested"`
+	Reached      int64 `json:"reached"` // handshakes that succeeded in the connect phase
+	Ready        int64 `json:"ready"`   // subscribed (barrier answered) or, without a subscribe, connected
+	Failed       int64 `json:"failed"`
+	OpenAtEnd    int64 `json:"open_at_end"`
+	ServerClosed int64 `json:"server_closed"` // closed by the server or broken, any time (not this side's churn closes)
+	// ServerClosedBy splits ServerClosed by reason (wsfleet.Reason: close_<code>, reset,
+	// eof, timeout, write_error, ...; publisher connections as publisher_<reason>).
+	ServerClosedBy map[string]int64 `json:"server_closed_by"`
+	Seconds        float64          `json:"connect_seconds"`
+	RatePerSec     float64          `json:"connect_rate_per_sec"`
+	Handshake      percentiles      `json:"handshake"`           // connect + upgrade, per connection
+	Subscribe      *percentiles     `json:"subscribe,omitempty"` // subscribe sent → echo barrier back
 }
 
 type loadReport struct {
@@ -64,8 +74,9 @@ type loadReport struct {
 	Sent             int64        `json:"sent,omitempty"`         // echo: requests sent
 	Deliveries       int64        `json:"deliveries"`             // publish: messages received by subscribers; echo: answers
 	DeliveriesPerSec float64      `json:"deliveries_per_sec"`     // deliveries ÷ the load phase
-	Expected         int64        `json:"expected"`               // deliveries owed to connections still open at the end
-	Lost             int64        `json:"lost"`                   // sequence gaps, and the tail still missing after the drain
+	Expected         int64        `json:"expected"`               // deliveries owed to every connection, those the server closed included
+	Lost             int64        `json:"lost"`                   // owed and not received by the end of the drain: gaps, the missing tail, and everything owed to connections the server closed
+	Unanswered       int64        `json:"unanswered"`             // echo: requests sent (on any connection) without an answer by the end of the drain; included in lost
 	Dup              int64        `json:"dup"`                    // repeated or out-of-order messages
 	DrainComplete    bool         `json:"drain_complete"`         // nothing was missing when the drain ended
 	Latency          *percentiles `json:"latency,omitempty"`      // publish→receive, or echo round trip
@@ -170,7 +181,7 @@ func (r *report) print(w io.Writer) {
 	row("processes", "%d (at most %d connections each; RLIMIT_NOFILE soft %d, hard %d)", r.Processes, r.Limits.PerProcess, r.Limits.NOFILESoft, r.Limits.NOFILEHard)
 	row("source addresses", "%s", describeSources(r.Sources))
 	c := r.Connections
-	row("connections reached", "%d of %d (failed %d), %d open at the end, %d closed by the server", c.Reached, c.Requested, c.Failed, c.OpenAtEnd, c.ServerClosed)
+	row("connections reached", "%d of %d (failed %d), %d open at the end, %d closed by the server%s", c.Reached, c.Requested, c.Failed, c.OpenAtEnd, c.ServerClosed, describeReasons(c.ServerClosedBy))
 	row("connect rate", "%.0f/s (%.2f s; -connect-rate %d)", c.RatePerSec, c.Seconds, r.Settings.ConnectRate)
 	row("handshake", "%s", c.Handshake)
 	if c.Subscribe != nil {
@@ -181,27 +192,35 @@ func (r *report) print(w io.Writer) {
 		switch r.Scenario {
 		case scenarioPublish:
 			row("published", "%d messages to %d topics in %.1f s (%.0f/s, %d subscribers per topic)", l.Published, r.Settings.Topics, l.Seconds, float64(l.Published)/max(l.Seconds, 1e-9), r.Settings.Conns/r.Settings.Topics)
-		case scenarioEcho:
+		case scenarioEcho, scenarioAbuse:
 			row("echo requests", "%d in %.1f s (%.0f/s)", l.Sent, l.Seconds, float64(l.Sent)/max(l.Seconds, 1e-9))
 		case scenarioChurn:
 			row("churn", "%d closed with a closing handshake, %d reopened in %.1f s", l.ChurnClosed, l.ChurnOpened, l.Seconds)
 		default:
 			row("held", "%.1f s", l.Seconds)
 		}
-		if r.Scenario == scenarioPublish || r.Scenario == scenarioEcho {
+		if r.Scenario == scenarioPublish || r.echoes() {
 			drain := ""
 			if !l.DrainComplete {
 				drain = " (messages still missing when -drain ran out)"
 			}
-			row("deliveries", "%d (%.0f/s), expected %d, lost %d, duplicated %d%s", l.Deliveries, l.DeliveriesPerSec, l.Expected, l.Lost, l.Dup, drain)
+			unanswered := ""
+			if r.echoes() {
+				unanswered = fmt.Sprintf(" (unanswered %d)", l.Unanswered)
+			}
+			row("deliveries", "%d (%.0f/s), expected %d, lost %d%s, duplicated %d%s", l.Deliveries, l.DeliveriesPerSec, l.Expected, l.Lost, unanswered, l.Dup, drain)
 		}
 		if l.Latency != nil {
 			what := "publish → receive"
-			if r.Scenario == scenarioEcho {
+			if r.echoes() {
 				what = "echo round trip"
 			}
 			row(what, "%s", *l.Latency)
 		}
+	}
+	row("losses", "%s", r.lossSummary())
+	if a := r.Abuse; a != nil {
+		r.printAbuse(row)
 	}
 	if len(r.Errors) == 0 {
 		row("errors", "none")
@@ -224,6 +243,19 @@ func (r *report) print(w io.Writer) {
 		row("server before → after", "RSS %s → %s, goroutines %d → %d, fds %d → %d", mib(s.Before.RSSBytes), mib(s.After.RSSBytes), s.Before.Goroutines, s.After.Goroutines, s.Before.FDs, s.After.FDs)
 	} else if r.ServerSkipped != "" {
 		row("server figures", "skipped: %s", r.ServerSkipped)
+	}
+	if k := r.Kernel; k != nil {
+		row("kernel per connection", "%s", k.describe())
+	} else if r.KernelSkipped != "" {
+		row("kernel figures", "skipped: %s", r.KernelSkipped)
+	}
+	if h := r.HeapProfile; h != nil {
+		row("server heap profile", "%s in use (%.0f B per connection over %d), written to %s; top allocation sites (inuse_space):", mib(uint64(h.InuseBytes)), h.PerConnBytes, h.Conns, h.File)
+		for _, s := range h.Top {
+			row("", "%8.0f B/conn  %5.1f%%  %s (%s)", s.PerConnBytes, 100*s.Share, s.Function, s.Location)
+		}
+	} else if r.HeapProfileError != "" {
+		row("server heap profile", "FAILED: %s", r.HeapProfileError)
 	}
 	lg := r.Loadgen
 	pss := ""
@@ -264,4 +296,55 @@ func (r *report) writeJSON(path string) error {
 		return err
 	}
 	return os.WriteFile(path, append(b, '\n'), 0o644)
+}
+
+// echoes reports whether the fleet sent echo requests (echo, and abuse's healthy clients).
+func (r *report) echoes() bool { return r.Scenario == scenarioEcho || r.Scenario == scenarioAbuse }
+
+// nothingLost reports whether the run lost nothing: no message owed went missing and
+// the server closed no connection (this side's churn closes are not the server's).
+func (r *report) nothingLost() bool {
+	lost := int64(0)
+	if r.Load != nil {
+		lost = r.Load.Lost
+	}
+	return lost == 0 && r.Connections.ServerClosed == 0
+}
+
+// lossSummary is the report's one-line verdict on losses.
+func (r *report) lossSummary() string {
+	if r.nothingLost() {
+		return "nothing lost (0 messages lost, 0 connections closed by the server)"
+	}
+	var lost, unanswered int64
+	if r.Load != nil {
+		lost, unanswered = r.Load.Lost, r.Load.Unanswered
+	}
+	s := fmt.Sprintf("LOST %d messages", lost)
+	if r.echoes() {
+		s += fmt.Sprintf(" (%d echo requests unanswered)", unanswered)
+	}
+	return s + fmt.Sprintf("; %d connections closed by the server%s", r.Connections.ServerClosed, describeReasons(r.Connections.ServerClosedBy))
+}
+
+// describeReasons lists close reasons by count, most first: " (reset 3, eof 2)".
+func describeReasons(m map[string]int64) string {
+	if len(m) == 0 {
+		return ""
+	}
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(a, b string) int {
+		if c := cmp.Compare(m[b], m[a]); c != 0 {
+			return c
+		}
+		return strings.Compare(a, b)
+	})
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%s %d", k, m[k])
+	}
+	return " (" + strings.Join(parts, ", ") + ")"
 }

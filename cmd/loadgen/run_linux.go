@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/livepoll/livepoll/internal/hist"
+	"github.com/livepoll/livepoll/internal/kmem"
 	"github.com/livepoll/livepoll/internal/proc"
 	"github.com/livepoll/livepoll/internal/srvstats"
 	"github.com/livepoll/livepoll/internal/wsfleet"
@@ -72,7 +73,8 @@ func run(ctx context.Context, cfg config, stderr io.Writer) (*report, error) {
 		Scenario: cfg.Scenario,
 		Settings: settings{Conns: cfg.Conns, Topics: cfg.Topics, Rate: cfg.Rate, DurationSec: cfg.Duration.Seconds(),
 			ConnectRate: cfg.ConnectRate, Concurrency: cfg.Concurrency, Size: cfg.Size},
-		Errors: map[string]errorCount{},
+		Errors:      map[string]errorCount{},
+		Connections: connReport{ServerClosedBy: map[string]int64{}},
 	}
 	publishers := 0
 	if cfg.Scenario == scenarioPublish {
@@ -116,7 +118,7 @@ func run(ctx context.Context, cfg config, stderr io.Writer) (*report, error) {
 		}
 		defer srv.stop()
 		r.Limits.ServerNOFILE = srv.hello.NOFILESoft
-		need := cfg.Conns + publishers + 64
+		need := cfg.Conns + publishers + cfg.Abuse.total() + 64
 		if uint64(need) > srv.hello.NOFILESoft {
 			return nil, fmt.Errorf("loadgen's own server can hold about %d connections (its RLIMIT_NOFILE is %d, hard %d), fewer than the %d asked for: raise the hard limit for the shell that runs loadgen (ulimit -Hn %d as root; /etc/security/limits.conf; systemd LimitNOFILE; fs.nr_open = %d caps it; see docs/tuning.md), or point -url at a server that can",
 				int(srv.hello.NOFILESoft)-64-publishers, srv.hello.NOFILESoft, srv.hello.NOFILEHard, cfg.Conns, need, lim.NrOpen)
@@ -125,6 +127,14 @@ func run(ctx context.Context, cfg config, stderr io.Writer) (*report, error) {
 		statsURL = "http://" + srv.hello.Addr + "/stats"
 	} else if statsURL == "" {
 		statsURL = statsURLFor(target)
+	}
+	heapURL := cfg.PprofURL
+	switch {
+	case heapURL != "":
+	case statsURL != "" && statsURL != "none":
+		heapURL = pprofURLFor(statsURL)
+	default:
+		heapURL = pprofURLFor(target)
 	}
 	if statsURL == "none" {
 		statsURL = ""
@@ -156,7 +166,11 @@ func run(ctx context.Context, cfg config, stderr io.Writer) (*report, error) {
 		}
 	}
 
-	// The server's figures before the fleet.
+	// The kernel's and the server's figures before the fleet.
+	kbefore, kerr := kmem.Read()
+	if kerr != nil {
+		r.KernelSkipped = kerr.Error()
+	}
 	var before srvstats.Snapshot
 	if statsURL != "" {
 		sctx, scancel := context.WithTimeout(ctx, 30*time.Second)
@@ -243,7 +257,12 @@ func run(ctx context.Context, cfg config, stderr io.Writer) (*report, error) {
 		}
 	}
 
-	// Once the fleet is up: the server's figures and loadgen's own memory.
+	// Once the fleet is up: the kernel's and the server's figures and loadgen's own
+	// memory. The server holds the publishers' connections too.
+	open := openConns(parts, pub, publishers)
+	if kerr == nil {
+		r.Kernel, r.KernelSkipped = kernelAfter(kbefore, open, r.SelfStartedServer || isLoopback(target))
+	}
 	if statsURL != "" {
 		sctx, scancel := context.WithTimeout(ctx, 30*time.Second)
 		after, err := srvstats.Fetch(sctx, statsURL, true)
@@ -251,11 +270,6 @@ func run(ctx context.Context, cfg config, stderr io.Writer) (*report, error) {
 		if err != nil {
 			r.ServerSkipped = fmt.Sprintf("%s did not answer once the fleet was up: %v", statsURL, err)
 		} else {
-			// The server holds the publishers' connections too.
-			open := int64(publishers - closedPublishers(pub))
-			for _, p := range parts {
-				open += p.progress().Open
-			}
 			r.Server = &serverReport{StatsURL: statsURL, Before: before, After: after, Conns: open}
 			if open > 0 {
 				n := float64(open)
@@ -270,7 +284,14 @@ func run(ctx context.Context, cfg config, stderr io.Writer) (*report, error) {
 	}
 	rssAfterConnect := partRSS(parts)
 
-	// The load phase.
+	// The load phase; abuse's hostile clients connect first and run beside it.
+	var ab *abusePhase
+	if cfg.Scenario == scenarioAbuse {
+		if ab, err = startAbusePhase(ctx, cfg, target, sources, statsURL); err != nil {
+			return nil, err
+		}
+		defer ab.close()
+	}
 	prog.setPhase(cfg.Scenario)
 	loadStart := time.Now()
 	for _, p := range parts {
@@ -286,11 +307,18 @@ func run(ctx context.Context, cfg config, stderr io.Writer) (*report, error) {
 	}
 	lcancel()
 	loadSecs := time.Since(loadStart).Seconds()
+
 	if ctx.Err() != nil {
 		return nil, fmt.Errorf("-timeout %v reached during the load phase", cfg.Timeout)
 	}
 	rssEnd := partRSS(parts)
 	pssEnd := partPSS(parts)
+	if cfg.HeapProfile != "" {
+		r.HeapProfile, err = fetchHeapProfile(ctx, heapURL, cfg.HeapProfile, openConns(parts, pub, publishers), heapTop)
+		if err != nil {
+			r.HeapProfileError = err.Error()
+		}
+	}
 
 	prog.setPhase("draining")
 	var lastSeq []int64
@@ -306,6 +334,11 @@ func run(ctx context.Context, cfg config, stderr io.Writer) (*report, error) {
 		return nil, err
 	}
 	prog.stop()
+	// The abusers stopped at the end of the load phase; their fate is read once the
+	// healthy clients have stopped sending too.
+	if ab != nil {
+		r.Abuse = ab.finish(ctx)
+	}
 
 	// Aggregate.
 	var total progress
@@ -318,6 +351,8 @@ func run(ctx context.Context, cfg config, stderr io.Writer) (*report, error) {
 		latency.Merge(&res.Latency)
 		load.Expected += res.Expected
 		load.Lost += res.Lost
+		load.Unanswered += res.Unanswered
+		mergeCounts(r.Connections.ServerClosedBy, res.ServerClosedBy)
 		load.Dup += res.Dup
 		load.DrainComplete = load.DrainComplete && !res.DrainFailed
 		mergeErrors(r.Errors, res.Errors)
@@ -342,7 +377,7 @@ func run(ctx context.Context, cfg config, stderr io.Writer) (*report, error) {
 		r.Connections.Subscribe = &p
 	}
 	switch cfg.Scenario {
-	case scenarioPublish, scenarioEcho:
+	case scenarioPublish, scenarioEcho, scenarioAbuse:
 		load.Deliveries = total.Deliveries
 		load.DeliveriesPerSec = float64(total.Deliveries) / loadSecs
 		p := percentilesOf(&latency)
@@ -358,6 +393,19 @@ func run(ctx context.Context, cfg config, stderr io.Writer) (*report, error) {
 	r.Load = load
 	r.Seconds = time.Since(started).Seconds()
 	return r, nil
+}
+
+// heapTop is how many allocation sites the report lists.
+const heapTop = 10
+
+// openConns counts loadgen's connections open now, publishers included (the server
+// holds them too).
+func openConns(parts []part, pub *publisher, publishers int) int64 {
+	open := int64(publishers - closedPublishers(pub))
+	for _, p := range parts {
+		open += p.progress().Open
+	}
+	return open
 }
 
 func closedPublishers(p *publisher) int {
@@ -386,7 +434,7 @@ func splitParts(cfg config, target string, sources []string, nparts int) []partS
 		share := float64(n) / float64(cfg.Conns)
 		specs[i] = partSpec{
 			Index: i, URL: target, From: from, To: from + n,
-			Scenario: cfg.Scenario, Topics: cfg.Topics,
+			Scenario: partScenario(cfg.Scenario), Topics: cfg.Topics,
 			Rate:        cfg.Rate * share,
 			ConnectRate: max(1, int(float64(cfg.ConnectRate)*share)),
 			Concurrency: cfg.Concurrency, Sources: sources, Size: cfg.Size,
@@ -395,6 +443,14 @@ func splitParts(cfg config, target string, sources []string, nparts int) []partS
 		from += n
 	}
 	return specs
+}
+
+// partScenario is what the fleet runs for a scenario: abuse's healthy clients echo.
+func partScenario(s string) string {
+	if s == scenarioAbuse {
+		return scenarioEcho
+	}
+	return s
 }
 
 // forEachPart calls fn for every part at once and returns the errors.

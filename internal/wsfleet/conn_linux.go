@@ -22,6 +22,8 @@ type Conn struct {
 	// gaps, repeats). While the loop runs, only its goroutine may touch them (Loop.Do
 	// runs code there).
 	Seq, Lost, Dup int64
+	// BytesIn counts the bytes the loop has read from the socket (frames of every kind).
+	BytesIn atomic.Int64
 
 	tail []byte // unparsed bytes; loop goroutine only
 
@@ -29,6 +31,17 @@ type Conn struct {
 	open    bool       // FD is open and registered; guarded by mu
 	closing atomic.Bool
 	closed  atomic.Bool
+	err     atomic.Pointer[error] // why it closed (nil: this side's closing handshake completed)
+}
+
+// Err returns why the connection closed: nil while it is open and after a closing
+// handshake this side started completed; otherwise what Loop.OnClose got (a *CloseError
+// with the server's close code, a *WriteError, syscall.ECONNRESET, an EOF, ...).
+func (c *Conn) Err() error {
+	if p := c.err.Load(); p != nil {
+		return *p
+	}
+	return nil
 }
 
 // Closed reports whether the connection's descriptor has been closed (by the server,
@@ -47,8 +60,19 @@ func (c *Conn) Write(b []byte, timeout time.Duration) error {
 	if !c.open {
 		return ErrClosed
 	}
-	return WriteAll(c.FD, b, timeout)
+	if err := WriteAll(c.FD, b, timeout); err != nil {
+		return &WriteError{Err: err}
+	}
+	return nil
 }
+
+// WriteError is a failed Conn.Write: the socket broke (EPIPE, ECONNRESET) or the server
+// did not read for the whole timeout (ErrWriteBlocked). It tells a close that a write
+// found from one a read found.
+type WriteError struct{ Err error }
+
+func (e *WriteError) Error() string { return "wsfleet: write: " + e.Err.Error() }
+func (e *WriteError) Unwrap() error { return e.Err }
 
 // WriteAll writes b to the non-blocking fd, waiting briefly whenever the
 // socket buffer is full, for at most timeout. It is for descriptors that are not a

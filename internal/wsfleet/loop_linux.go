@@ -271,6 +271,7 @@ func (l *Loop) read(c *Conn) {
 		}
 		return
 	}
+	c.BytesIn.Add(int64(n))
 	l.consume(c, l.buf[:n])
 }
 
@@ -336,6 +337,9 @@ func (l *Loop) close(c *Conn, err error) {
 	_ = syscall.EpollCtl(l.epfd, syscall.EPOLL_CTL_DEL, c.FD, nil)
 	_ = syscall.Close(c.FD)
 	c.mu.Unlock()
+	if err != nil {
+		c.err.Store(&err)
+	}
 	c.closed.Store(true)
 	c.tail = nil
 	if err != nil {

@@ -197,6 +197,11 @@ func TestLoopCloses(t *testing.T) {
 	if got := f.loops[0].Closed.Load() + f.loops[1].Closed.Load(); got != 3 {
 		t.Errorf("Closed counts %d connections, want 3 (all but the handshake this side started)", got)
 	}
+	for i, want := range []string{"", "close_1000", "other", "close_1001"} {
+		if got := Reason(conns[i].Err()); got != want {
+			t.Errorf("conn %d: Reason(Err()) = %q (%v), want %q", i, got, conns[i].Err(), want)
+		}
+	}
 	for i, c := range conns {
 		if !c.Closed() {
 			t.Errorf("conn %d not closed", i)

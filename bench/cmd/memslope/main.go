@@ -8,7 +8,11 @@
 // lets the server sit idle for -quiesce, reads /stats?gc=1 three times and
 // keeps the smallest RSS. The least-squares
 // slope of RSS (and of heap_inuse+stack_inuse) against the connection count
-// is the cost of one connection; the intercept is the baseline.
+// is the cost of one connection; the intercept is the baseline. The same slope of
+// the host kernel's socket memory (internal/kmem: sockstat buffers and the slab
+// caches that grow per socket, read after each step's samples) is the kernel's
+// cost of a connection pair: the fleet runs on the same host, so both ends of each
+// loopback connection are in the counters, and one end costs about half.
 package main
 
 import (
@@ -20,6 +24,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -78,6 +83,10 @@ type Result struct {
 	slope.Result[srvstats.Snapshot]
 	RSSBaseline       float64 `json:"rss_baseline_bytes"`
 	HeapStackBaseline float64 `json:"heap_stack_baseline_bytes"`
+	// HeapProfile is the file of the server's heap profile at the largest step, beside
+	// the -json file (out.json → out.<impl>.heap.pb.gz); HeapProfileError says why not.
+	HeapProfile      string `json:"heap_profile,omitempty"`
+	HeapProfileError string `json:"heap_profile_error,omitempty"`
 }
 
 func run() error {
@@ -162,7 +171,7 @@ func measure(benchDir, tmp, impl string, ns []int, r *Result) error {
 		}
 	}()
 
-	for _, n := range ns {
+	for i, n := range ns {
 		start := time.Now()
 		if err := slope.Grow(client, n, *rate); err != nil {
 			return fail(err)
@@ -176,8 +185,21 @@ func measure(benchDir, tmp, impl string, ns []int, r *Result) error {
 			return fail(err)
 		}
 		r.Steps = append(r.Steps, st)
-		log.Printf("%s: %6d conns  rss %7.1f MiB  heap+stack %7.1f MiB  goroutines %6d  fds %6d  (%.1fs)",
-			impl, n, slope.MiB(st.RSS), slope.MiB(st.HeapStack), st.Goroutines, st.FDs, time.Since(start).Seconds())
+		if i == len(ns)-1 && *jsonOut != "" {
+			file := strings.TrimSuffix(*jsonOut, ".json") + "." + impl + ".heap.pb.gz"
+			if err := saveHeapProfile(srv.Addr, file); err != nil {
+				r.HeapProfileError = err.Error()
+				log.Printf("%s: heap profile: %v", impl, err)
+			} else {
+				r.HeapProfile = file
+			}
+		}
+		kernel := "-"
+		if st.Kernel != nil {
+			kernel = fmt.Sprintf("%.1f MiB", slope.MiB(uint64(max(0, st.Kernel.Total()))))
+		}
+		log.Printf("%s: %6d conns  rss %7.1f MiB  heap+stack %7.1f MiB  goroutines %6d  fds %6d  kernel sockets %s  (%.1fs)",
+			impl, n, slope.MiB(st.RSS), slope.MiB(st.HeapStack), st.Goroutines, st.FDs, kernel, time.Since(start).Seconds())
 	}
 	r.RSSBaseline, r.HeapStackBaseline = r.Fit()
 	return nil
@@ -273,4 +295,32 @@ func runClient() error {
 		l.CloseAll()
 	}
 	return nil
+}
+
+// saveHeapProfile writes the server's heap profile (after a GC) to file: what its
+// largest fleet holds, for `go tool pprof` (-diff_base against another server's).
+func saveHeapProfile(addr, file string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/debug/pprof/heap?gc=1", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s: %s", req.URL, resp.Status)
+	}
+	f, err := os.Create(file)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/livepoll/livepoll/bench/internal/harness"
+	"github.com/livepoll/livepoll/internal/kmem"
 	"github.com/livepoll/livepoll/internal/srvstats"
 )
 
@@ -24,7 +25,15 @@ type Step[S any] struct {
 	Goroutines int    `json:"goroutines"` // of the last sample or the minimum (Counts)
 	FDs        int    `json:"fds"`        // likewise
 	Samples    []S    `json:"samples"`
+	// Kernel is the host kernel's socket memory read after the samples (nil if it could
+	// not be read; see KernelError). Host-wide: both ends of each connection are in it.
+	Kernel      *kmem.Snapshot `json:"kernel,omitempty"`
+	KernelError string         `json:"kernel_error,omitempty"`
 }
+
+// KernelEnds is how many socket ends of each connection the kernel figures hold: the
+// commands run their client fleet on the server's host, over loopback, so both.
+const KernelEnds = 2
 
 // Counts says which goroutine and fd counts Sample keeps.
 type Counts int
@@ -58,6 +67,11 @@ func Sample[S any](n int, counts Counts, read func() (S, srvstats.Snapshot, erro
 		}
 		st.Samples = append(st.Samples, s)
 	}
+	if k, err := kmem.Read(); err != nil {
+		st.KernelError = err.Error()
+	} else {
+		st.Kernel = &k
+	}
 	return st, nil
 }
 
@@ -90,7 +104,15 @@ type Result[S any] struct {
 	HeapStackPerConn  float64   `json:"heap_stack_bytes_per_conn"`
 	GoroutinesPerConn float64   `json:"goroutines_per_conn"`
 	FDsPerConn        float64   `json:"fds_per_conn"`
-	Error             string    `json:"error,omitempty"`
+	// The kernel's socket memory per connection, slopes like RSS's, for both ends of a
+	// loopback connection (KernelEnds); one end's is KernelPerEnd. Zero when a step has
+	// no kernel reading; KernelNote says why, or why the slab part is missing.
+	KernelPerConn        float64            `json:"kernel_bytes_per_conn"`
+	KernelPerEnd         float64            `json:"kernel_bytes_per_end"`
+	KernelBuffersPerConn float64            `json:"kernel_buffer_bytes_per_conn"`
+	KernelSlabPerConn    map[string]float64 `json:"kernel_slab_bytes_per_conn,omitempty"` // by slab cache
+	KernelNote           string             `json:"kernel_note,omitempty"`
+	Error                string             `json:"error,omitempty"`
 }
 
 // Fit sets the per-connection figures: the least-squares slopes of the
@@ -109,7 +131,43 @@ func (r *Result[S]) Fit() (rssBaseline, heapStackBaseline float64) {
 	r.HeapStackPerConn, heapStackBaseline = harness.Fit(xs, hs)
 	r.GoroutinesPerConn, _ = harness.Fit(xs, gs)
 	r.FDsPerConn, _ = harness.Fit(xs, fds)
+	r.fitKernel(xs)
 	return rssBaseline, heapStackBaseline
+}
+
+// fitKernel sets the kernel slopes when every step has a kernel reading.
+func (r *Result[S]) fitKernel(xs []float64) {
+	var total, buffers []float64
+	caches := map[string][]float64{}
+	for _, st := range r.Steps {
+		if st.Kernel == nil {
+			r.KernelNote = fmt.Sprintf("no kernel reading at %d connections: %s", st.Conns, st.KernelError)
+			return
+		}
+		total = append(total, float64(st.Kernel.Total()))
+		buffers = append(buffers, float64(st.Kernel.TCPMemBytes))
+		if st.Kernel.SlabError != "" {
+			r.KernelNote = st.Kernel.SlabError
+		}
+		for c, v := range st.Kernel.Slab {
+			caches[c] = append(caches[c], float64(v))
+		}
+	}
+	if len(xs) < 2 {
+		return
+	}
+	r.KernelPerConn, _ = harness.Fit(xs, total)
+	r.KernelPerEnd = r.KernelPerConn / KernelEnds
+	r.KernelBuffersPerConn, _ = harness.Fit(xs, buffers)
+	if r.KernelNote != "" {
+		return
+	}
+	r.KernelSlabPerConn = map[string]float64{}
+	for c, ys := range caches {
+		if len(ys) == len(xs) {
+			r.KernelSlabPerConn[c], _ = harness.Fit(xs, ys)
+		}
+	}
 }
 
 // Fitted reports whether r has per-connection figures: it did not fail and
@@ -135,7 +193,15 @@ type Row[S any] struct {
 // failed run.
 func PrintTable[S any](w io.Writer, header string, rows []Row[S], compare func(fitted map[string]*Result[S]) string) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprint(tw, header, "RSS B/conn\theap+stack B/conn\tgoroutines/conn\tfds/conn\t\n")
+	kernel := false // a column for the kernel figures when some run has them
+	for _, row := range rows {
+		kernel = kernel || (row.Result.Fitted() && row.Result.KernelPerConn != 0)
+	}
+	kernelHeader := ""
+	if kernel {
+		kernelHeader = "kernel B/conn pair\t"
+	}
+	fmt.Fprint(tw, header, "RSS B/conn\theap+stack B/conn\tgoroutines/conn\tfds/conn\t", kernelHeader, "\n")
 	fitted := map[string]*Result[S]{}
 	for _, row := range rows {
 		r := row.Result
@@ -145,9 +211,25 @@ func PrintTable[S any](w io.Writer, header string, rows []Row[S], compare func(f
 			continue
 		}
 		fitted[row.Name] = r
-		fmt.Fprintf(tw, "%.0f\t%.0f\t%.2f\t%.2f\t\n", r.RSSPerConn, r.HeapStackPerConn, r.GoroutinesPerConn, r.FDsPerConn)
+		fmt.Fprintf(tw, "%.0f\t%.0f\t%.2f\t%.2f\t", r.RSSPerConn, r.HeapStackPerConn, r.GoroutinesPerConn, r.FDsPerConn)
+		switch {
+		case !kernel:
+		case r.KernelPerConn == 0:
+			fmt.Fprint(tw, "-\t")
+		default:
+			fmt.Fprintf(tw, "%.0f\t", r.KernelPerConn)
+		}
+		fmt.Fprint(tw, "\n")
 	}
 	tw.Flush()
+	if kernel {
+		fmt.Fprintf(w, "kernel B/conn pair: slope of the host's socket memory (sockstat buffers + slab caches %s); both ends of each loopback connection are in it, one end is about half\n", strings.Join(kmem.Caches, " "))
+		for _, row := range rows {
+			if n := row.Result.KernelNote; n != "" {
+				fmt.Fprintf(w, "%s kernel figures: %s\n", row.Name, n)
+			}
+		}
+	}
 	if line := compare(fitted); line != "" {
 		fmt.Fprint(w, line)
 	}

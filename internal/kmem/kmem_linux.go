@@ -1,0 +1,36 @@
+package kmem
+
+import (
+	"fmt"
+	"os"
+)
+
+// Read takes a snapshot. It fails only if /proc/net/sockstat cannot be read; without
+// /proc/slabinfo (not root) the snapshot says why in SlabError.
+func Read() (Snapshot, error) { return read("/proc/net/sockstat", "/proc/slabinfo") }
+
+func read(sockstatPath, slabinfoPath string) (Snapshot, error) {
+	var s Snapshot
+	f, err := os.Open(sockstatPath)
+	if err != nil {
+		return s, err
+	}
+	defer f.Close()
+	if err := parseSockstat(f, int64(os.Getpagesize()), &s); err != nil {
+		return s, err
+	}
+	sf, err := os.Open(slabinfoPath)
+	if err != nil {
+		s.SlabError = fmt.Sprintf("slab caches not read (%v): /proc/slabinfo is readable by root only", err)
+		return s, nil
+	}
+	defer sf.Close()
+	if s.Slab, err = parseSlabinfo(sf); err != nil {
+		s.Slab, s.SlabError = nil, err.Error()
+		return s, nil
+	}
+	for _, v := range s.Slab {
+		s.SlabBytes += v
+	}
+	return s, nil
+}

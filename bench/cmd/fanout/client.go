@@ -22,13 +22,14 @@ import (
 // ClientResult is what the client process reports (one JSON line).
 type ClientResult struct {
 	Subs        int     `json:"subs"`
-	Published   int64   `json:"published"`  // messages sent, whole run
-	Seconds     float64 `json:"seconds"`    // measured window
-	Deliveries  int64   `json:"deliveries"` // received in the measured window
-	Total       int64   `json:"total"`      // received, whole run
-	Lost        int64   `json:"lost"`       // seqs a live subscriber never saw
-	Dup         int64   `json:"dup"`        // seqs seen again or out of order
-	Closed      int64   `json:"closed"`     // subscribers closed by the server
+	Published   int64   `json:"published"`   // messages sent, whole run
+	Seconds     float64 `json:"seconds"`     // measured window
+	Deliveries  int64   `json:"deliveries"`  // received in the measured window
+	Total       int64   `json:"total"`       // received, whole run
+	Lost        int64   `json:"lost"`        // seqs owed to a subscriber it never saw (closed ones included)
+	LostClosed  int64   `json:"lost_closed"` // the part of Lost owed to subscribers the server closed
+	Dup         int64   `json:"dup"`         // seqs seen again or out of order
+	Closed      int64   `json:"closed"`      // subscribers closed by the server
 	CloseErr    string  `json:"close_err,omitempty"`
 	Incomplete  int64   `json:"incomplete"`  // closed loop: messages given up on after 2 s
 	FrameBytes  int     `json:"frame_bytes"` // delivered frame size
@@ -289,8 +290,13 @@ func runClient() error {
 	for _, c := range conns {
 		res.Dup += c.Dup
 		res.Lost += c.Lost
-		if !c.Closed() {
-			res.Lost += seq - c.Seq // the tail it never received
+		// The tail it never received. A subscriber the server closed is
+		// owed every message published after its last one just as much:
+		// those count as lost too (and separately, as lost_closed).
+		tail := seq - c.Seq
+		res.Lost += tail
+		if c.Closed() {
+			res.LostClosed += tail
 		}
 	}
 	res.Latency = latencyOf(&h)

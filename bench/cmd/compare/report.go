@@ -40,6 +40,10 @@ func load(dir string) (*summary, error) {
 			if errors.Is(err, fs.ErrNotExist) {
 				continue
 			}
+			var old []json.RawMessage
+			if readJSON(filepath.Join(dir, name+".json"), &old) == nil {
+				return nil, fmt.Errorf("%s.json is from before -runs (a bare list, no commit or command): run that part again or delete the file", name)
+			}
 			return nil, fmt.Errorf("%s.json: %w", name, err)
 		}
 		s.addPart(name, pf)

@@ -166,7 +166,11 @@ func cell(s Stat, format func(float64) string) string {
 	}
 	txt := format(s.Median)
 	if lo, hi := format(s.Min), format(s.Max); lo != hi {
-		txt += " (" + lo + "–" + hi + ")"
+		sep := "–"
+		if s.Min < 0 {
+			sep = " to " // "-0.47–-0.24" would be hard to read
+		}
+		txt += " (" + lo + sep + hi + ")"
 	}
 	if !s.complete() {
 		txt += fmt.Sprintf(" [%d of %d runs]", s.Known, s.Runs)

@@ -43,6 +43,7 @@ func TestCell(t *testing.T) {
 		{[]*float64{f(1200), f(1000), f(1100)}, "1,100 (1,000–1,200)"},
 		{[]*float64{f(0), f(0), f(0)}, "0"},
 		{[]*float64{f(0), nil, f(485)}, "243 (0–485) [2 of 3 runs]"},
+		{[]*float64{f(-3), f(-1), f(2)}, "-1 (-3 to 2)"},
 	} {
 		if got := cell(summarise("x", "m", "", tc.values), intFmt); got != tc.want {
 			t.Errorf("cell(%v) = %q, want %q", tc.values, got, tc.want)

@@ -10,8 +10,11 @@
 // gives min, median and max over the runs; a figure a program did not report in some run
 // is unknown there ("?"), never zero.
 //
-//	cd bench && go run ./cmd/compare            # all five, 3 runs, ~35 minutes
+//	cd bench && go run ./cmd/compare            # all five, 3 runs, ~30-35 minutes
 //	cd bench && go run ./cmd/compare -quick     # a smoke run: small fleets, 2 runs (~7 minutes)
+//	cd bench && go run ./cmd/compare -out ../docs/benchmarks -doc ../docs/benchmarks.md
+//	                                             # the published run: tables spliced into the doc
+//	cd bench && go run ./cmd/compare -only report -out DIR   # summary, tables, charts again from DIR
 //
 // The machine should be otherwise idle: every fan-out window reports the CPU time other
 // processes took ("other cores"), and the numbers mean little when that is high.
@@ -26,6 +29,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -39,6 +43,7 @@ var (
 	quick   = flag.Bool("quick", false, "smaller fleets and shorter windows (a smoke run, not for publishing)")
 	only    = flag.String("only", "memory,fanout,window16,latency,echo,connect", "comma-separated parts to run (the summary reads every part found in -out)")
 	timeout = flag.Duration("timeout", 75*time.Minute, "the whole run stops after this long")
+	doc     = flag.String("doc", "", "markdown file whose <!-- tables.md:KEY --> … <!-- /tables.md:KEY --> blocks get the tables (e.g. ../docs/benchmarks.md)")
 )
 
 // part is one measurement program run for every implementation.
@@ -49,7 +54,7 @@ type part struct {
 	floor bool     // fanout: also measure the raw-TCP floor, as one more entry in each run's order
 }
 
-// The sizes of a default run: about 35 minutes on a 2-core machine (bench/README.md).
+// The sizes of a default run: about 30-35 minutes on a 2-core machine (bench/README.md).
 // Memory: three sizes and 10 s of quiet per step (the slopes repeat within a few percent
 // with five sizes and 20 s; three points still show a bend). Fan-out and echo windows of
 // 8 s after 2 s of warm-up.
@@ -104,7 +109,11 @@ func main() {
 
 	want := map[string]bool{}
 	for p := range strings.SplitSeq(*only, ",") {
-		want[strings.TrimSpace(p)] = true
+		p = strings.TrimSpace(p)
+		if p != "report" && !slices.Contains(partNames, p) {
+			log.Fatalf("-only: unknown part %q (parts: %s; or report: only rewrite the summary from -out)", p, strings.Join(partNames, ","))
+		}
+		want[p] = true
 	}
 	start := time.Now()
 	for _, p := range parts() {
@@ -123,7 +132,7 @@ func main() {
 		}
 		log.Printf("compare: %s done in %v", p.name, time.Since(t0).Round(time.Second))
 	}
-	if err := report(*out); err != nil {
+	if err := report(*out, *doc); err != nil {
 		log.Fatal(err)
 	}
 	log.Printf("compare: done in %v; results in %s", time.Since(start).Round(time.Second), *out)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log"
 	"os"
 	"path/filepath"
 	"slices"
@@ -98,8 +99,9 @@ func (st *stats) runs(impl string, n int) {
 }
 
 // report writes summary.json, summary.csv, tables.md and the charts for
-// every part found in dir.
-func report(dir string) error {
+// every part found in dir, and, when doc is set, puts the tables into that
+// markdown file between its markers (splice).
+func report(dir, doc string) error {
 	s, err := load(dir)
 	if err != nil {
 		return err
@@ -115,6 +117,15 @@ func report(dir string) error {
 	}
 	if err := os.WriteFile(filepath.Join(dir, "tables.md"), []byte(tables(s)), 0o644); err != nil {
 		return err
+	}
+	if doc != "" {
+		stale, err := spliceFile(doc, sections(s))
+		if err != nil {
+			return err
+		}
+		if len(stale) > 0 {
+			log.Printf("compare: %s: no table for markers %v (left as they were)", doc, stale)
+		}
 	}
 	return drawCharts(dir, s)
 }

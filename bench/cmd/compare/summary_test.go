@@ -6,7 +6,11 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/livepoll/livepoll/internal/leakcheck"
 )
+
+func TestMain(m *testing.M) { leakcheck.Main(m) }
 
 func f(v float64) *float64 { return &v }
 
@@ -159,7 +163,7 @@ func TestReportOfCommittedRun(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := report(dir); err != nil {
+	if err := report(dir, ""); err != nil {
 		t.Fatal(err)
 	}
 	s, err := load(dir)
@@ -195,5 +199,29 @@ func TestReportOfCommittedRun(t *testing.T) {
 	}
 	if os.Getenv("COMPARE_KEEP") != "" {
 		_ = os.CopyFS(os.Getenv("COMPARE_KEEP"), os.DirFS(dir))
+	}
+}
+
+func TestSplice(t *testing.T) {
+	doc := "# T\n\nprose\n\n<!-- tables.md:memory -->\nold table\n<!-- /tables.md:memory -->\n\nmore\n\n" +
+		"<!-- tables.md:gone -->\nkept\n<!-- /tables.md:gone -->\n<!-- tables.md:echo -->\n<!-- /tables.md:echo -->\nend\n"
+	got, stale, err := splice(doc, []section{{key: "memory", body: "| a |\n|---|\n| 1 |\n"}, {key: "echo", body: "E\n"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "# T\n\nprose\n\n<!-- tables.md:memory -->\n| a |\n|---|\n| 1 |\n<!-- /tables.md:memory -->\n\nmore\n\n" +
+		"<!-- tables.md:gone -->\nkept\n<!-- /tables.md:gone -->\n<!-- tables.md:echo -->\nE\n<!-- /tables.md:echo -->\nend\n"
+	if got != want {
+		t.Errorf("splice:\n%s\nwant:\n%s", got, want)
+	}
+	if len(stale) != 1 || stale[0] != "gone" {
+		t.Errorf("stale = %v, want [gone]", stale)
+	}
+	// Splicing again gives the same text.
+	if again, _, _ := splice(got, []section{{key: "memory", body: "| a |\n|---|\n| 1 |\n"}, {key: "echo", body: "E\n"}}); again != got {
+		t.Errorf("second splice changed the text:\n%s", again)
+	}
+	if _, _, err := splice("<!-- tables.md:x -->\nno end\n", nil); err == nil {
+		t.Error("a marker without its end: no error")
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 )
 
 // partNames is every part, in the order of the tables.
@@ -127,5 +128,13 @@ func report(dir, doc string) error {
 			log.Printf("compare: %s: no table for markers %v (left as they were)", doc, stale)
 		}
 	}
-	return drawCharts(dir, s)
+	if err := drawCharts(dir, s); err != nil {
+		return err
+	}
+	var readme strings.Builder
+	readme.WriteString("Written by bench/cmd/compare (tables.md names commit, Go version and date per part):\n")
+	for _, m := range s.Parts {
+		fmt.Fprintf(&readme, "  %s: cd bench && %s\n", m.Part, m.Command)
+	}
+	return os.WriteFile(filepath.Join(dir, "README.txt"), []byte(readme.String()), 0o644)
 }

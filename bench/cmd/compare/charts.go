@@ -5,6 +5,7 @@ import (
 	"image/color"
 	"math"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"gonum.org/v1/plot"
@@ -22,6 +23,7 @@ type figure struct {
 	part                string  // whose implementations take part
 	scale               float64 // multiplies every value (units)
 	groups              []struct{ label, metric string }
+	values              bool // print each median above its bar (a bar of 0 is otherwise invisible)
 }
 
 func fig(file, title, ylabel, part string, scale float64, groups ...string) figure {
@@ -32,6 +34,8 @@ func fig(file, title, ylabel, part string, scale float64, groups ...string) figu
 	return f
 }
 
+func (f figure) withValues() figure { f.values = true; return f }
+
 // figures lists every chart compare draws.
 func figures() []figure {
 	return []figure{
@@ -40,23 +44,36 @@ func figures() []figure {
 		fig("goroutines-fds.png", "Goroutines and file descriptors per idle connection (slope)", "per connection", "memory", 1,
 			"goroutines", "goroutines_per_conn", "fds", "fds_per_conn"),
 		fig("fanout.png", "Fan-out, closed loop, 1 message in flight", "deliveries/s", "fanout", 1,
-			"deliveries/s", "fanout.per_sec"),
+			"deliveries/s", "fanout.per_sec").withValues(),
 		fig("window16.png", "Fan-out, closed loop, 16 messages in flight", "deliveries/s", "window16", 1,
-			"deliveries/s", "window16.per_sec"),
+			"deliveries/s", "window16.per_sec").withValues(),
 		fig("cpu.png", "Server CPU per delivery", "µs of CPU per delivery", "fanout", 1,
 			"1 in flight", "fanout.cpu_us", "16 in flight", "window16.cpu_us", "2 msg/s", "latency.cpu_us"),
 		fig("latency.png", "Publish→receive latency at 2 messages/s", "milliseconds", "latency", 1,
 			"p50", "latency.p50", "p90", "latency.p90", "p99", "latency.p99", "p99.9", "latency.p999"),
 		fig("echo.png", "Echo round trips per second (open loop, above every server's rate)", "round trips/s", "echo", 1,
-			"round trips/s", "echo.per_sec"),
+			"round trips/s", "echo.per_sec").withValues(),
 		fig("losses.png", "Losses: messages lost, requests unanswered, connections closed by the server", "count", "", 1,
 			"fan-out lost", "fanout.lost", "fan-out subs closed", "fanout.closed",
 			"W=16 lost", "window16.lost", "W=16 subs closed", "window16.closed",
 			"2 msg/s lost", "latency.lost", "echo lost", "echo.lost", "echo unanswered", "echo.unanswered",
-			"echo conns closed", "echo.server_closed"),
+			"echo conns closed", "echo.server_closed").withValues(),
 		fig("connect.png", "Connect rate (200 handshakes in flight)", "handshakes/s", "connect", 1,
-			"handshakes/s", "connect.per_sec"),
+			"handshakes/s", "connect.per_sec").withValues(),
 	}
+}
+
+// short formats a median for a label above its bar.
+func short(v float64) string {
+	switch a := math.Abs(v); {
+	case a >= 1e6:
+		return strconv.FormatFloat(v/1e6, 'f', 1, 64) + "M"
+	case a >= 1e4:
+		return strconv.FormatFloat(v/1e3, 'f', 0, 64) + "k"
+	case a >= 100 || v == math.Trunc(v):
+		return strconv.FormatFloat(v, 'f', 0, 64)
+	}
+	return strconv.FormatFloat(v, 'f', 2, 64)
 }
 
 // drawCharts writes every figure that has an implementation with data.
@@ -96,7 +113,7 @@ func (f figure) draw(path string, st *stats, impls []string) error {
 	p.Add(grid)
 
 	slot := 0.8 / float64(len(impls)) // share of a group's unit width per bar
-	var unknown plotter.XYLabels
+	var unknown, values plotter.XYLabels
 	maxY := 0.0
 	for i, impl := range impls {
 		b := &bars{width: slot * 0.9, color: plotutil.Color(i)}
@@ -120,6 +137,10 @@ func (f figure) draw(path string, st *stats, impls []string) error {
 			errs.XYs = append(errs.XYs, plotter.XY{X: x, Y: med})
 			errs.YErrors = append(errs.YErrors, struct{ Low, High float64 }{med - lo, hi - med})
 			maxY = math.Max(maxY, hi)
+			if f.values {
+				values.XYs = append(values.XYs, plotter.XY{X: x, Y: hi})
+				values.Labels = append(values.Labels, short(med))
+			}
 		}
 		p.Add(b)
 		p.Legend.Add(impl, b)
@@ -136,6 +157,18 @@ func (f figure) draw(path string, st *stats, impls []string) error {
 		maxY = 1 // all zero (no losses): keep an axis
 	}
 	p.Y.Max = maxY * 1.5 // room for the legend above the tallest bar
+	if len(values.XYs) > 0 {
+		l, err := plotter.NewLabels(values)
+		if err != nil {
+			return err
+		}
+		for i := range l.TextStyle {
+			l.TextStyle[i].XAlign = draw.XCenter
+			l.TextStyle[i].Font.Size = vg.Points(8)
+		}
+		l.Offset = vg.Point{Y: vg.Points(2)}
+		p.Add(l)
+	}
 	if len(unknown.XYs) > 0 {
 		l, err := plotter.NewLabels(unknown)
 		if err != nil {

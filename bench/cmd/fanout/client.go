@@ -287,18 +287,11 @@ func runClient() error {
 			res.CloseErr += fmt.Sprintf(" (%d unparsable messages)", b)
 		}
 	}
-	for _, c := range conns {
-		res.Dup += c.Dup
-		res.Lost += c.Lost
-		// The tail it never received. A subscriber the server closed is
-		// owed every message published after its last one just as much:
-		// those count as lost too (and separately, as lost_closed).
-		tail := seq - c.Seq
-		res.Lost += tail
-		if c.Closed() {
-			res.LostClosed += tail
-		}
+	accounts := make([]account, len(conns))
+	for i, c := range conns {
+		accounts[i] = account{seq: c.Seq, lost: c.Lost, dup: c.Dup, closed: c.Closed()}
 	}
+	res.Lost, res.LostClosed, res.Dup = tally(seq, accounts)
 	res.Latency = latencyOf(&h)
 	for _, st := range loops {
 		st.loop.CloseAll()
@@ -306,6 +299,30 @@ func runClient() error {
 	b, _ := json.Marshal(res)
 	fmt.Printf("RESULT %s\n", b)
 	return nil
+}
+
+// account is one subscriber's bookkeeping at the end of a run: the last
+// sequence number it saw, the gaps and repeats before it, and whether the
+// server closed it.
+type account struct {
+	seq, lost, dup int64
+	closed         bool
+}
+
+// tally adds up what the subscribers were owed after published messages:
+// gaps, repeats, and the tail each never received. A subscriber the server
+// closed is owed every message published after its last one just as much,
+// so its tail counts as lost too (and also in lostClosed).
+func tally(published int64, subs []account) (lost, lostClosed, dup int64) {
+	for _, a := range subs {
+		dup += a.dup
+		tail := published - a.seq
+		lost += a.lost + tail
+		if a.closed {
+			lostClosed += tail
+		}
+	}
+	return lost, lostClosed, dup
 }
 
 // frameLen is the size of an unmasked server frame with an n-byte payload.

@@ -1,19 +1,27 @@
 // Command compare runs the whole side-by-side comparison on this machine — memory per
-// idle connection, fan-out at saturation and at a fixed rate, echo round trips and
-// connect rate, for every implementation in bench/servers — one measurement program after
-// the other, and writes the raw results (JSON), a summary (CSV) and PNG charts to -out.
+// idle connection, fan-out at saturation (1 and 16 messages in flight) and at a fixed
+// rate, echo round trips and connect rate — for every implementation in bench/servers,
+// and writes the raw results (JSON), a summary (summary.json, summary.csv), markdown
+// tables (tables.md) and PNG charts to -out.
 //
-//	cd bench && go run ./cmd/compare            # all five, ~20 minutes
-//	cd bench && go run ./cmd/compare -quick     # smaller sizes, a smoke run (~4 minutes)
+// Every figure comes from -runs interleaved runs (default 3): for each part, run r
+// measures every implementation in turn, in an order rotated by one place per run, so
+// that a slow spell on the machine does not land on one server's runs only. The summary
+// gives min, median and max over the runs; a figure a program did not report in some run
+// is unknown there ("?"), never zero.
 //
-// The machine should be otherwise idle: every program reports the CPU time other
-// processes took during its windows ("other cores"), and the numbers mean little when
-// that is high.
+//	cd bench && go run ./cmd/compare            # all five, 3 runs, ~30-35 minutes
+//	cd bench && go run ./cmd/compare -quick     # a smoke run: small fleets, 2 runs (~7 minutes)
+//	cd bench && go run ./cmd/compare -out ../docs/benchmarks -doc ../docs/benchmarks.md
+//	                                             # the published run: tables spliced into the doc
+//	cd bench && go run ./cmd/compare -only report -out DIR   # summary, tables, charts again from DIR
+//
+// The machine should be otherwise idle: every fan-out window reports the CPU time other
+// processes took ("other cores"), and the numbers mean little when that is high.
 package main
 
 import (
 	"context"
-	"encoding/csv"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -21,91 +29,171 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
+	"slices"
 	"strings"
 	"time"
+
+	"github.com/livepoll/livepoll/bench/internal/harness"
 )
 
 var (
 	impls   = flag.String("impl", "livepoll,mizu,gorilla,nbio,gws", "comma-separated server apps (bench/servers/<impl>)")
-	out     = flag.String("out", "results", "directory for JSON, CSV and PNG files")
+	out     = flag.String("out", "results", "directory for JSON, CSV, markdown and PNG files")
+	runs    = flag.Int("runs", 3, "interleaved runs of every part per implementation (-quick: 2 unless given)")
 	quick   = flag.Bool("quick", false, "smaller fleets and shorter windows (a smoke run, not for publishing)")
-	only    = flag.String("only", "memory,fanout,window16,latency,echo", "comma-separated parts to run")
-	timeout = flag.Duration("timeout", 60*time.Minute, "the whole run stops after this long")
+	only    = flag.String("only", "memory,fanout,window16,latency,echo,connect", "comma-separated parts to run (the summary reads every part found in -out)")
+	timeout = flag.Duration("timeout", 75*time.Minute, "the whole run stops after this long")
+	doc     = flag.String("doc", "", "markdown file whose <!-- tables.md:KEY --> … <!-- /tables.md:KEY --> blocks get the tables (e.g. ../docs/benchmarks.md)")
 )
 
 // part is one measurement program run for every implementation.
 type part struct {
-	name string
-	cmd  string   // bench command directory under cmd/, or "loadgen" (the main module's)
-	args []string // besides -impl/-json
+	name  string
+	cmd   string   // bench command directory under cmd/, or "loadgen" (the main module's)
+	args  []string // besides -impl/-json
+	floor bool     // fanout: also measure the raw-TCP floor, as one more entry in each run's order
+}
+
+// The sizes of a default run: about 30-35 minutes on a 2-core machine (bench/README.md).
+// Memory: three sizes and 10 s of quiet per step (the slopes repeat within a few percent
+// with five sizes and 20 s; three points still show a bend). Fan-out and echo windows of
+// 8 s after 2 s of warm-up.
+func parts() []part {
+	sizes, subs, dur := "2000,10000,18000", "10000", "8s"
+	quiesce := "10s"
+	echoConns, connects := "1000", "10000"
+	if *quick {
+		sizes, subs, dur = "1000,3000", "2000", "2s"
+		quiesce = "2s"
+		echoConns, connects = "200", "2000"
+	}
+	return []part{
+		{name: "memory", cmd: "memslope", args: []string{"-sizes", sizes, "-quiesce", quiesce, "-timeout", "15m"}},
+		{name: "fanout", cmd: "fanout", args: []string{"-subs", subs, "-duration", dur, "-timeout", "5m"}, floor: true},
+		// Saturation with 16 messages in flight: where a server can coalesce frames.
+		{name: "window16", cmd: "fanout", args: []string{"-subs", subs, "-duration", dur, "-window", "16", "-timeout", "5m"}},
+		{name: "latency", cmd: "fanout", args: []string{"-subs", subs, "-duration", dur, "-rate", "2", "-timeout", "5m"}},
+		// Echo: open loop at a rate above what any of them sustains here, so the
+		// achieved rate is each server's throughput (with loadgen on the same 2 cores).
+		{name: "echo", cmd: "loadgen", args: []string{"-scenario", "echo", "-conns", echoConns, "-rate", "60000", "-duration", dur}},
+		// Connect: handshakes as fast as 200 in flight allow.
+		{name: "connect", cmd: "loadgen", args: []string{"-scenario", "idle", "-conns", connects, "-duration", "1s", "-connect-rate", "100000"}},
+	}
 }
 
 func main() {
 	flag.Parse()
+	set := map[string]bool{}
+	flag.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if *quick && !set["runs"] {
+		*runs = 2
+	}
+	if *runs < 1 {
+		log.Fatal("-runs must be at least 1")
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
 	if err := os.MkdirAll(*out, 0o755); err != nil {
 		log.Fatal(err)
-	}
-	sizes, subs, dur := "2000,6000,10000,14000,18000", "10000", "10s"
-	quiesce := "20s"
-	echoConns, connects := "1000", "10000"
-	if *quick {
-		sizes, subs, dur = "1000,3000,5000", "3000", "3s"
-		quiesce = "5s"
-		echoConns, connects = "200", "3000"
-	}
-	parts := []part{
-		{"memory", "memslope", []string{"-sizes", sizes, "-quiesce", quiesce, "-timeout", "45m"}},
-		{"fanout", "fanout", []string{"-subs", subs, "-duration", dur, "-timeout", "20m"}},
-		// Saturation with 16 messages in flight: where a server can coalesce frames.
-		{"window16", "fanout", []string{"-subs", subs, "-duration", dur, "-window", "16", "-floor=false", "-timeout", "20m"}},
-		{"latency", "fanout", []string{"-subs", subs, "-duration", dur, "-rate", "2", "-floor=false", "-timeout", "20m"}},
-		// Echo: open loop at a rate above what any of them sustains here, so the
-		// achieved rate is each server's throughput (with loadgen on the same 2 cores).
-		{"echo", "loadgen", []string{"-scenario", "echo", "-conns", echoConns, "-rate", "60000", "-duration", dur}},
-		// Connect: handshakes as fast as 200 in flight allow.
-		{"connect", "loadgen", []string{"-scenario", "idle", "-conns", connects, "-duration", "1s", "-connect-rate", "100000"}},
 	}
 	bin, err := os.MkdirTemp("", "compare-")
 	if err != nil {
 		log.Fatal(err)
 	}
 	defer os.RemoveAll(bin)
-
-	want := map[string]bool{}
-	for _, p := range strings.Split(*only, ",") {
-		want[strings.TrimSpace(p)] = true
-	}
-	if want["echo"] {
-		want["connect"] = true
-	}
-	start := time.Now()
-	for _, p := range parts {
-		if !want[p.name] {
-			continue
-		}
-		if err := runPart(ctx, bin, p); err != nil {
-			log.Fatalf("%s: %v", p.name, err)
-		}
-	}
-	res, err := load(*out)
+	m, err := describe(ctx)
 	if err != nil {
 		log.Fatal(err)
 	}
-	if err := writeCSV(filepath.Join(*out, "summary.csv"), res); err != nil {
-		log.Fatal(err)
+	log.Printf("compare: %s at %s (dirty %v), %s", m.Command, m.Commit, m.Dirty, m.GoVersion)
+
+	want := map[string]bool{}
+	for p := range strings.SplitSeq(*only, ",") {
+		p = strings.TrimSpace(p)
+		if p != "report" && !slices.Contains(partNames, p) {
+			log.Fatalf("-only: unknown part %q (parts: %s; or report: only rewrite the summary from -out)", p, strings.Join(partNames, ","))
+		}
+		want[p] = true
 	}
-	if err := drawCharts(*out, res); err != nil {
+	start := time.Now()
+	for _, p := range parts() {
+		if !want[p.name] {
+			continue
+		}
+		t0 := time.Now()
+		recs, err := runPart(ctx, bin, p)
+		if err != nil {
+			log.Fatalf("%s: %v", p.name, err)
+		}
+		pm := m
+		pm.Part, pm.Args, pm.Seconds = p.name, p.args, time.Since(t0).Seconds()
+		if err := writeJSON(filepath.Join(*out, p.name+".json"), partFile{Meta: pm, Records: recs}); err != nil {
+			log.Fatal(err)
+		}
+		log.Printf("compare: %s done in %v", p.name, time.Since(t0).Round(time.Second))
+	}
+	if err := report(*out, *doc); err != nil {
 		log.Fatal(err)
 	}
 	log.Printf("compare: done in %v; results in %s", time.Since(start).Round(time.Second), *out)
 }
 
-// runPart builds the part's program and runs it once per implementation for loadgen (which
-// targets one server) or once for all (memslope and fanout take -impl lists).
-func runPart(ctx context.Context, bin string, p part) error {
+// meta says what produced a part's file, so a reader can regenerate it.
+type meta struct {
+	Part      string    `json:"part"`
+	Command   string    `json:"command"` // as typed, from bench/
+	Args      []string  `json:"part_args"`
+	Commit    string    `json:"commit"`
+	Dirty     bool      `json:"dirty"` // uncommitted changes outside -out when the run started
+	GoVersion string    `json:"go_version"`
+	Kernel    string    `json:"kernel"`
+	CPUs      int       `json:"cpus"`
+	Started   time.Time `json:"started"`
+	Seconds   float64   `json:"seconds"` // this part's wall time
+	Runs      int       `json:"runs"`
+	Impls     []string  `json:"impls"`
+}
+
+// partFile is <out>/<part>.json.
+type partFile struct {
+	Meta    meta     `json:"meta"`
+	Records []record `json:"records"`
+}
+
+// record is one program run for one implementation.
+type record struct {
+	Run      int             `json:"run"`      // 1..-runs
+	Position int             `json:"position"` // place in this run's order, from 1
+	Impl     string          `json:"impl"`
+	Started  time.Time       `json:"started"`
+	Seconds  float64         `json:"seconds"`
+	Error    string          `json:"error,omitempty"`
+	Result   json.RawMessage `json:"result,omitempty"` // the program's own JSON for this implementation
+}
+
+// order is run r's (from 1) order of the implementations: rotated by r-1 places.
+func order(names []string, r int) []string {
+	n := len(names)
+	o := make([]string, 0, n)
+	for i := range n {
+		o = append(o, names[(i+r-1)%n])
+	}
+	return o
+}
+
+func implList() []string {
+	var l []string
+	for s := range strings.SplitSeq(*impls, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			l = append(l, s)
+		}
+	}
+	return l
+}
+
+// runPart runs p -runs times for every implementation (and the floor), interleaved.
+// A failed program run is recorded with its error and the part goes on.
+func runPart(ctx context.Context, bin string, p part) ([]record, error) {
 	exe := filepath.Join(bin, p.cmd)
 	if _, err := os.Stat(exe); err != nil {
 		pkg := "./cmd/" + p.cmd
@@ -113,14 +201,92 @@ func runPart(ctx context.Context, bin string, p part) error {
 			pkg = "github.com/livepoll/livepoll/cmd/loadgen"
 		}
 		if b, err := exec.CommandContext(ctx, "go", "build", "-o", exe, pkg).CombinedOutput(); err != nil {
-			return fmt.Errorf("build %s: %v\n%s", pkg, err, b)
+			return nil, fmt.Errorf("build %s: %v\n%s", pkg, err, b)
 		}
 	}
-	if p.cmd != "loadgen" {
-		args := append([]string{"-impl", *impls, "-json", filepath.Join(*out, p.name+".json")}, p.args...)
-		return run(ctx, exe, args...)
+	names := implList()
+	if p.floor {
+		names = append(names, "floor")
 	}
-	return runLoadgen(ctx, bin, exe, p)
+	var recs []record
+	for r := 1; r <= *runs; r++ {
+		for pos, impl := range order(names, r) {
+			if err := ctx.Err(); err != nil {
+				return recs, err
+			}
+			log.Printf("compare: %s run %d/%d: %s", p.name, r, *runs, impl)
+			rec := record{Run: r, Position: pos + 1, Impl: impl, Started: time.Now().UTC()}
+			res, err := runOne(ctx, bin, exe, p, impl, fmt.Sprintf("%s-%d-%s.json", p.name, r, impl))
+			rec.Seconds = time.Since(rec.Started).Seconds()
+			rec.Result = res
+			if err != nil {
+				rec.Error = err.Error()
+				log.Printf("compare: %s run %d %s FAILED: %v", p.name, r, impl, err)
+			}
+			recs = append(recs, rec)
+		}
+	}
+	return recs, nil
+}
+
+// runOne runs the part's program for one implementation and returns its JSON
+// for that implementation.
+func runOne(ctx context.Context, bin, exe string, p part, impl, file string) (json.RawMessage, error) {
+	path := filepath.Join(bin, file)
+	if p.cmd == "loadgen" {
+		return runLoadgen(ctx, bin, exe, p, impl, path)
+	}
+	args := append([]string{"-json", path}, p.args...)
+	switch {
+	case impl == "floor":
+		args = append(args, "-impl=", "-floor=true")
+	case p.cmd == "fanout":
+		args = append(args, "-impl", impl, "-floor=false")
+	default:
+		args = append(args, "-impl", impl)
+	}
+	if err := run(ctx, exe, args...); err != nil {
+		return nil, err
+	}
+	var list []json.RawMessage
+	if err := readJSON(path, &list); err != nil {
+		return nil, err
+	}
+	if len(list) != 1 {
+		return nil, fmt.Errorf("%s: %d results, want 1", file, len(list))
+	}
+	var e struct {
+		Error string `json:"error"`
+	}
+	_ = json.Unmarshal(list[0], &e)
+	if e.Error != "" {
+		return list[0], fmt.Errorf("%s", e.Error)
+	}
+	return list[0], nil
+}
+
+// runLoadgen starts impl's server and points cmd/loadgen at it.
+func runLoadgen(ctx context.Context, bin, exe string, p part, impl, report string) (json.RawMessage, error) {
+	dir, err := harness.BenchDir()
+	if err != nil {
+		return nil, err
+	}
+	srvBin, err := harness.Build(ctx, dir, impl, bin)
+	if err != nil {
+		return nil, err
+	}
+	srv, err := harness.StartServer(srvBin, filepath.Join(bin, impl+".log"), 10*time.Minute)
+	if err != nil {
+		return nil, err
+	}
+	args := append([]string{"-url", "ws://" + srv.Addr + "/ws", "-json", report}, p.args...)
+	err = run(ctx, exe, args...)
+	srv.Stop(2 * time.Second)
+	if err != nil {
+		return nil, err
+	}
+	var raw json.RawMessage
+	return raw, readJSON(report, &raw)
 }
 
 func run(ctx context.Context, exe string, args ...string) error {
@@ -145,23 +311,4 @@ func readJSON(path string, v any) error {
 		return err
 	}
 	return json.Unmarshal(b, v)
-}
-
-// writeCSV writes one row per implementation and metric.
-func writeCSV(path string, res *results) error {
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	w := csv.NewWriter(f)
-	_ = w.Write([]string{"impl", "metric", "value", "unit"})
-	for _, row := range res.rows() {
-		_ = w.Write([]string{row.impl, row.metric, strconv.FormatFloat(row.value, 'g', 6, 64), row.unit})
-	}
-	w.Flush()
-	if err := w.Error(); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
 }

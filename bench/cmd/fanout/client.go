@@ -22,13 +22,14 @@ import (
 // ClientResult is what the client process reports (one JSON line).
 type ClientResult struct {
 	Subs        int     `json:"subs"`
-	Published   int64   `json:"published"`  // messages sent, whole run
-	Seconds     float64 `json:"seconds"`    // measured window
-	Deliveries  int64   `json:"deliveries"` // received in the measured window
-	Total       int64   `json:"total"`      // received, whole run
-	Lost        int64   `json:"lost"`       // seqs a live subscriber never saw
-	Dup         int64   `json:"dup"`        // seqs seen again or out of order
-	Closed      int64   `json:"closed"`     // subscribers closed by the server
+	Published   int64   `json:"published"`   // messages sent, whole run
+	Seconds     float64 `json:"seconds"`     // measured window
+	Deliveries  int64   `json:"deliveries"`  // received in the measured window
+	Total       int64   `json:"total"`       // received, whole run
+	Lost        int64   `json:"lost"`        // seqs owed to a subscriber it never saw (closed ones included)
+	LostClosed  int64   `json:"lost_closed"` // the part of Lost owed to subscribers the server closed
+	Dup         int64   `json:"dup"`         // seqs seen again or out of order
+	Closed      int64   `json:"closed"`      // subscribers closed by the server
 	CloseErr    string  `json:"close_err,omitempty"`
 	Incomplete  int64   `json:"incomplete"`  // closed loop: messages given up on after 2 s
 	FrameBytes  int     `json:"frame_bytes"` // delivered frame size
@@ -286,13 +287,11 @@ func runClient() error {
 			res.CloseErr += fmt.Sprintf(" (%d unparsable messages)", b)
 		}
 	}
-	for _, c := range conns {
-		res.Dup += c.Dup
-		res.Lost += c.Lost
-		if !c.Closed() {
-			res.Lost += seq - c.Seq // the tail it never received
-		}
+	accounts := make([]account, len(conns))
+	for i, c := range conns {
+		accounts[i] = account{seq: c.Seq, lost: c.Lost, dup: c.Dup, closed: c.Closed()}
 	}
+	res.Lost, res.LostClosed, res.Dup = tally(seq, accounts)
 	res.Latency = latencyOf(&h)
 	for _, st := range loops {
 		st.loop.CloseAll()
@@ -300,6 +299,30 @@ func runClient() error {
 	b, _ := json.Marshal(res)
 	fmt.Printf("RESULT %s\n", b)
 	return nil
+}
+
+// account is one subscriber's bookkeeping at the end of a run: the last
+// sequence number it saw, the gaps and repeats before it, and whether the
+// server closed it.
+type account struct {
+	seq, lost, dup int64
+	closed         bool
+}
+
+// tally adds up what the subscribers were owed after published messages:
+// gaps, repeats, and the tail each never received. A subscriber the server
+// closed is owed every message published after its last one just as much,
+// so its tail counts as lost too (and also in lostClosed).
+func tally(published int64, subs []account) (lost, lostClosed, dup int64) {
+	for _, a := range subs {
+		dup += a.dup
+		tail := published - a.seq
+		lost += a.lost + tail
+		if a.closed {
+			lostClosed += tail
+		}
+	}
+	return lost, lostClosed, dup
 }
 
 // frameLen is the size of an unmasked server frame with an n-byte payload.

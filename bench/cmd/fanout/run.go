@@ -32,7 +32,11 @@ type Result struct {
 	SoftirqCPUNs int64 `json:"softirq_cpu_ns"`
 	// OtherCPUNs is the rest of the machine's busy time: other programs
 	// running at the same time, which the figures above do not include
-	// but which slow the run down.
+	// but which slow the run down. It is reported as measured and can be
+	// slightly negative: /proc/stat (the machine) and /proc/<pid>/stat (the
+	// two processes) are read at slightly different instants and both count
+	// in 10 ms ticks, so the difference of their sums is off by a few ticks
+	// either way.
 	OtherCPUNs int64   `json:"other_cpu_ns"`
 	PerSec     float64 `json:"deliveries_per_sec"`
 	CPUPerOp   float64 `json:"cpu_us_per_delivery"`
@@ -153,7 +157,7 @@ func (r *Result) setWindow(a, b cpuMark) {
 	r.ServerCPUNs = b.proc - a.proc
 	r.PeerCPUNs = b.peer - a.peer
 	r.SoftirqCPUNs = b.machine.Softirq - a.machine.Softirq
-	r.OtherCPUNs = max(0, b.machine.Busy-a.machine.Busy-r.ServerCPUNs-r.PeerCPUNs-r.SoftirqCPUNs)
+	r.OtherCPUNs = b.machine.Busy - a.machine.Busy - r.ServerCPUNs - r.PeerCPUNs - r.SoftirqCPUNs
 }
 
 func runImpl(benchDir, tmp, self, impl string, r *Result) error {

@@ -8,8 +8,11 @@
 //   - Upgrader.WriteBufferPool is a sync.Pool: gorilla's docs recommend a
 //     pool when there are many connections with a modest volume of writes;
 //     without it every connection keeps a 4 KiB write buffer for life.
-//     (Publish goes out as a PreparedMessage, which is written straight from
-//     its cached frame and needs no write buffer at all.)
+//     An echo reply goes out through Conn.WriteMessage, gorilla's ordinary
+//     write (it borrows a buffer from the pool for the frame). A publish goes
+//     out as one PreparedMessage for all subscribers, the type gorilla's docs
+//     offer for sending one payload to many connections: its frame is built
+//     once and written straight from that cache.
 //   - Upgrader.CheckOrigin accepts every origin, as mizu's live does when
 //     no origins are configured (gorilla's default rejects cross-origin
 //     requests; the benchmark clients send no Origin anyway).
@@ -49,16 +52,32 @@ func main() {
 		if err != nil {
 			return // Upgrade has answered with an HTTP error
 		}
-		c := &client{conn: conn, send: make(chan *websocket.PreparedMessage, queueSize), done: make(chan struct{})}
+		c := &client{conn: conn, send: make(chan outgoing, queueSize), done: make(chan struct{})}
 		go a.writePump(c)
 		go a.readPump(c)
 	})
 	log.Fatal(http.ListenAndServe(addr, pubsub.Mux(ws, &a.counters)))
 }
 
+// outgoing is one queued message: a reply to this connection alone (data)
+// or a frame prepared once for every subscriber of a topic (pm).
+type outgoing struct {
+	data []byte
+	pm   *websocket.PreparedMessage
+}
+
+// write sends m; gorilla allows one writer per connection, so only the
+// connection's writePump calls it.
+func (m outgoing) write(conn *websocket.Conn) error {
+	if m.pm != nil {
+		return conn.WritePreparedMessage(m.pm)
+	}
+	return conn.WriteMessage(websocket.TextMessage, m.data)
+}
+
 type client struct {
 	conn    *websocket.Conn
-	send    chan *websocket.PreparedMessage
+	send    chan outgoing
 	done    chan struct{} // closed once, by shutdown
 	once    sync.Once
 	session pubsub.Session // for the sessions count of /stats
@@ -74,16 +93,16 @@ func (c *client) shutdown() {
 	})
 }
 
-// enqueue hands pm to the writer without blocking; a client whose queue is
+// enqueue hands m to the writer without blocking; a client whose queue is
 // full is closed.
-func (c *client) enqueue(pm *websocket.PreparedMessage) {
+func (c *client) enqueue(m outgoing) {
 	select {
 	case <-c.done:
 		return
 	default:
 	}
 	select {
-	case c.send <- pm:
+	case c.send <- m:
 	default:
 		c.shutdown()
 	}
@@ -119,8 +138,8 @@ func (a *app) readPump(c *client) {
 func (a *app) writePump(c *client) {
 	for {
 		select {
-		case pm := <-c.send:
-			if err := c.conn.WritePreparedMessage(pm); err != nil {
+		case m := <-c.send:
+			if err := m.write(c.conn); err != nil {
 				c.shutdown()
 				return
 			}
@@ -130,10 +149,13 @@ func (a *app) writePump(c *client) {
 	}
 }
 
-// Echo queues data for c in an "echo" envelope (pubsub.Sender).
+// Echo queues data for c in an "echo" envelope (pubsub.Sender); the writer
+// sends it with WriteMessage. It is queued rather than written here because
+// publishes to c are written by the writer goroutine, and gorilla allows only
+// one concurrent writer.
 func (a *app) Echo(c *client, data []byte) {
-	if pm := prepare("echo", data); pm != nil {
-		c.enqueue(pm)
+	if b, err := pubsub.Envelope("echo", data); err == nil {
+		c.enqueue(outgoing{data: b})
 	}
 }
 
@@ -162,6 +184,6 @@ func (a *app) Publish(topic string, data []byte) {
 				return
 			}
 		}
-		c.enqueue(pm)
+		c.enqueue(outgoing{pm: pm})
 	}
 }

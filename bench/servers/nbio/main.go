@@ -29,6 +29,14 @@
 //   - Upgrader.CheckOrigin accepts every origin, as mizu's live does when no
 //     origins are configured (the benchmark clients send no Origin anyway).
 //
+// Publish spreads its writes over one writer goroutine per CPU (GOMAXPROCS),
+// each serving a fixed share of the connections, the way nbio's author
+// suggests broadcasting to many connections (lesismal/nbio issue 152:
+// connections bucketed over NumCPU hubs, each hub writing on its own
+// goroutine). nbio's WriteMessage does not block, but framing and the
+// write(2) of 10,000 sockets on the one publishing goroutine would use one
+// core while the other servers' writes run on all of them.
+//
 // Left at their defaults: NPoller (NumCPU/4, at least 1), level-triggered
 // epoll, reading in the poller (AsyncReadInPoller false), the message
 // handler pool (OnMessage runs there, one job at a time per connection, in
@@ -38,6 +46,8 @@ package main
 import (
 	"log"
 	"net/http"
+	"runtime"
+	"sync/atomic"
 	"time"
 
 	"github.com/lesismal/nbio/nbhttp"
@@ -50,11 +60,11 @@ import (
 func main() {
 	addr := pubsub.Startup()
 
-	a := &app{}
+	a := &app{writers: startWriters(runtime.GOMAXPROCS(0))}
 	upgrader := websocket.NewUpgrader()
 	upgrader.KeepaliveTime = 0
 	upgrader.CheckOrigin = func(*http.Request) bool { return true }
-	upgrader.OnOpen(func(c *websocket.Conn) { c.SetSession(&peer{conn: c}) })
+	upgrader.OnOpen(func(c *websocket.Conn) { c.SetSession(&peer{conn: c, writer: a.writers.assign()}) })
 	upgrader.OnMessage(a.onMessage)
 	upgrader.OnClose(a.onClose)
 	ws := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -81,6 +91,7 @@ func main() {
 
 type peer struct {
 	conn    *websocket.Conn
+	writer  int            // index of the writer goroutine that sends it publishes
 	session pubsub.Session // for the sessions count of /stats
 
 	pubsub.Subscriptions // its topics, kept by app.topics
@@ -89,7 +100,45 @@ type peer struct {
 type app struct {
 	counters stats.Counters
 	topics   pubsub.Registry[*peer]
+	writers  *writers
 }
+
+// writers are the goroutines that write publishes. A connection always
+// belongs to the same writer, whose queue is FIFO, and a publisher's
+// messages are handled one at a time in order, so every subscriber receives
+// a topic's messages in the order they were published.
+type writers struct {
+	queues []chan batch
+	next   atomic.Uint32 // round-robin assignment of new connections
+}
+
+// batch is one published frame for the subscribers one writer serves.
+type batch struct {
+	frame []byte
+	to    []*peer
+}
+
+// queueLen bounds each writer's backlog of publishes; a full queue blocks
+// the publisher (back-pressure) rather than growing without limit.
+const queueLen = 256
+
+func startWriters(n int) *writers {
+	w := &writers{queues: make([]chan batch, max(n, 1))}
+	for i := range w.queues {
+		q := make(chan batch, queueLen)
+		w.queues[i] = q
+		go func() {
+			for b := range q {
+				for _, p := range b.to {
+					_ = p.conn.WriteMessage(websocket.TextMessage, b.frame)
+				}
+			}
+		}()
+	}
+	return w
+}
+
+func (w *writers) assign() int { return int(w.next.Add(1)-1) % len(w.queues) }
 
 // onMessage runs a message. pubsub.Parse copies what it keeps, so nothing
 // refers to nbio's released payload buffer.
@@ -123,11 +172,12 @@ func (a *app) Echo(p *peer, data []byte) {
 	}
 }
 
-// Publish encodes the envelope once and writes it to every subscriber.
-// WriteMessage does not block (nbio queues what the socket does not take),
-// but it can close a connection (write error, MaxWriteBufferSize), and the
-// close handler takes the registry's lock: so the subscribers are copied
-// out first, as mizu's live does, and written to without the lock.
+// Publish encodes the envelope once and hands each writer goroutine the
+// subscribers it serves. WriteMessage does not block (nbio queues what the
+// socket does not take), but it can close a connection (write error,
+// MaxWriteBufferSize), and the close handler takes the registry's lock: so
+// the subscribers are copied out first, as mizu's live does, and written to
+// without the lock.
 func (a *app) Publish(topic string, data []byte) {
 	subs := a.topics.Snapshot(topic)
 	if len(subs) == 0 {
@@ -137,7 +187,13 @@ func (a *app) Publish(topic string, data []byte) {
 	if err != nil {
 		return
 	}
+	shares := make([][]*peer, len(a.writers.queues))
 	for _, p := range subs {
-		_ = p.conn.WriteMessage(websocket.TextMessage, b)
+		shares[p.writer] = append(shares[p.writer], p)
+	}
+	for i, to := range shares {
+		if len(to) > 0 {
+			a.writers.queues[i] <- batch{frame: b, to: to}
+		}
 	}
 }

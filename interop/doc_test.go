@@ -5,6 +5,6 @@
 // report; checkReport asserts it.
 //
 // The JavaScript clients need `npm ci` in interop/js, node on PATH and /usr/bin/chromium
-// (.ci/run installs them). When they are missing the tests fail if CI=true and are skipped
+// (.ci/setup, run by README's test command, installs them). When they are missing the tests fail if CI=true and are skipped
 // otherwise.
 package interop

@@ -9,7 +9,7 @@ var (
 	ErrSessionClosed = errors.New("live: session closed")
 
 	// ErrQueueFull is returned by Session.Send, and given to OnClose, when a session's send
-	// queue already held Options.QueueSize messages. The session is closed (close code 1008)
+	// queue already held Options.QueueSize messages or Options.QueueBytes bytes. The session is closed (close code 1008)
 	// so that one slow client cannot hold memory or slow down the others.
 	ErrQueueFull = errors.New("live: send queue full")
 
@@ -32,7 +32,7 @@ var (
 
 	// ErrServerClosed is given to OnClose for sessions ended by Server.Shutdown or
 	// Server.Close, and returned by them once the server is closed. The server sent close
-	// code 1001 (going away).
+	// code 1001 (going away), or 1012 (service restart) under Options.ShutdownCode.
 	ErrServerClosed = errors.New("live: server closed")
 
 	// ErrRateLimited is given to OnClose when the client went over Options.MessageRate or

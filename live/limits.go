@@ -9,8 +9,9 @@ import (
 )
 
 // Inbound rate limits and the upgrade cap. Each is a token bucket refilled when it is used
-// (elapsed time × rate, up to the burst), so it needs no timer: a session's buckets are 16
-// bytes of its own struct, touched only by its Run. A session over its limit stops being
+// (elapsed time × rate, up to the burst), so it needs no timer: a session's buckets are a
+// 16-byte limiter it allocates at its first read when limits are set, touched only by its
+// Run. A session over its limit stops being
 // read (its client is held back by TCP) and waits in the server's throttle list, which the
 // sweeper looks at every sweepInterval; under Options.RateLimitClose it is closed instead.
 

@@ -77,9 +77,12 @@ type Options struct {
 	// (default 30 s; negative: never ping). Browsers answer pings by themselves.
 	PingInterval time.Duration
 
-	// IdleTimeout closes a session (code 1001, ErrTimeout) that sent no frame at all — no
-	// message, no pong — for this long (default 60 s; negative: never). Together with
-	// PingInterval it finds half-open connections whose peer vanished.
+	// IdleTimeout closes a session (code 1001, ErrTimeout) from which the server read no
+	// frame at all — no message, no pong — for this long (default 60 s; negative: never).
+	// Together with PingInterval it finds half-open connections whose peer vanished. While
+	// a session is not read (its queue is above the high-water mark because its client
+	// does not read, or its client is over a rate limit) nothing it sends is seen either,
+	// so a client that stops reading for IdleTimeout is closed even if it goes on sending.
 	IdleTimeout time.Duration
 
 	// MaxSessions caps the open sessions; upgrades beyond it are refused with 503 before

@@ -82,9 +82,9 @@ func (t *sessionTask) Run() {
 		}
 		if yield && s.state.Load() != stateClosed {
 			// More input is waiting: keep the session scheduled with the work recorded and
-			// put it at the back of the pool's queue, after the sessions already waiting.
+			// requeue it behind the sessions that became ready meanwhile.
 			s.sig.Raise(workRead | workDrain)
-			if s.srv.eng.pool.Submit(t) {
+			if s.srv.eng.pool.Requeue(t) {
 				return
 			}
 			continue // the pool is closed: go on here

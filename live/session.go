@@ -102,8 +102,9 @@ func (s *Session) ID() string { return s.id }
 func (s *Session) Value() any { return s.value }
 
 // Send queues msg for this client without blocking and returns nil, or ErrSessionClosed
-// once the session is closing. If the session already has Options.QueueSize messages
-// waiting for its socket, the session is closed and Send returns ErrQueueFull. A message
+// once the session is closing. If the session already has Options.QueueSize messages or
+// Options.QueueBytes bytes waiting for its socket, the session is closed and Send returns
+// ErrQueueFull. A message
 // whose Data is not valid JSON is dropped (as mizu's json.Marshal does) and counted.
 func (s *Session) Send(msg Message) error {
 	if s.state.Load() != stateOpen {

@@ -31,6 +31,10 @@ func (srv *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "forbidden origin", http.StatusForbidden)
 		return
 	}
+	// The cap comes before OnAuth, which may be the costly part of an upgrade.
+	if !srv.admitUpgrade(w) {
+		return
+	}
 	var value any
 	if srv.opts.OnAuth != nil {
 		v, err := srv.opts.OnAuth(r.Context(), r)
@@ -52,9 +56,6 @@ func (srv *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		http.Error(w, "websocket: event loop unavailable: "+err.Error(), http.StatusInternalServerError)
-		return
-	}
-	if !srv.admitUpgrade(w) {
 		return
 	}
 	if ok, why := srv.reserve(); !ok {

@@ -1,6 +1,7 @@
 package pool
 
 import (
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -304,5 +305,32 @@ func TestPoolDoesNotGrowForSlowTasks(t *testing.T) {
 			case <-time.After(time.Millisecond):
 			}
 		}
+	}
+}
+
+// Requeued tasks run behind submitted ones, but one in laterEvery while both wait.
+func TestPoolRequeueRunsBehindSubmittedTasks(t *testing.T) {
+	p := New(1, time.Hour)
+	defer p.Close()
+	block := make(chan struct{})
+	started := make(chan struct{})
+	p.Submit(funcTask(func() { close(started); <-block }))
+	<-started
+	var mu sync.Mutex
+	var order []string
+	task := func(name string) Task {
+		return funcTask(func() { mu.Lock(); order = append(order, name); mu.Unlock() })
+	}
+	for i := range 3 {
+		p.Requeue(task(fmt.Sprint("r", i)))
+	}
+	for i := range 7 {
+		p.Submit(task(fmt.Sprint("s", i)))
+	}
+	close(block)
+	waitFor(t, "every task", func() bool { mu.Lock(); defer mu.Unlock(); return len(order) == 10 })
+	want := []string{"s0", "s1", "s2", "r0", "s3", "s4", "s5", "r1", "s6", "r2"}
+	if fmt.Sprint(order) != fmt.Sprint(want) {
+		t.Fatalf("order %v, want %v", order, want)
 	}
 }

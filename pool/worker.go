@@ -36,8 +36,9 @@ type Pool struct {
 	stallArm bool          // a stall check is pending; guarded by mu
 
 	mu      sync.Mutex
-	queue   []Task // FIFO: queue[head:] are waiting
-	head    int
+	queue   fifo      // submitted tasks
+	later   fifo      // requeued tasks: served after queue, but at least one in laterEvery
+	skipped int       // tasks taken from queue while later was waiting
 	idle    []*worker // parked workers, most recently parked last
 	workers int       // running workers
 	closed  bool
@@ -68,7 +69,19 @@ func New(maxWorkers int, idleTimeout time.Duration) *Pool {
 const stallCheck = time.Millisecond
 
 // Submit schedules t. It reports false, without running t, once the pool is closed.
-func (p *Pool) Submit(t Task) bool {
+func (p *Pool) Submit(t Task) bool { return p.submit(t, &p.queue) }
+
+// Requeue schedules t, a task that ran its turn and has more to do, behind the tasks
+// submitted with Submit: those became ready while it ran (a client's request, say) and
+// should not wait for a turn of every busy task. One task in laterEvery is taken from the
+// requeued ones while both kinds wait, so requeued tasks are slowed, never starved. It
+// reports false, without running t, once the pool is closed.
+func (p *Pool) Requeue(t Task) bool { return p.submit(t, &p.later) }
+
+// laterEvery: while both queues have tasks, every laterEvery-th task run is a requeued one.
+const laterEvery = 4
+
+func (p *Pool) submit(t Task, q *fifo) bool {
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
@@ -87,7 +100,7 @@ func (p *Pool) Submit(t Task) bool {
 		p.mu.Unlock()
 		return true
 	}
-	p.queue = append(p.queue, t)
+	q.push(t)
 	if !p.stallArm && p.workers < p.maxWorkers {
 		p.stallArm = true
 		p.lastSeen = p.finished.Load()
@@ -109,7 +122,7 @@ func (p *Pool) startLocked(t Task) {
 func (p *Pool) checkStall() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	waiting := len(p.queue) - p.head
+	waiting := p.queue.len() + p.later.len()
 	if p.closed || waiting == 0 || p.workers >= p.maxWorkers {
 		p.stallArm = false
 		return
@@ -144,7 +157,7 @@ func (p *Pool) Workers() int {
 func (p *Pool) Queued() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return len(p.queue) - p.head
+	return p.queue.len() + p.later.len()
 }
 
 // Close stops accepting tasks, lets the workers finish what is queued, and waits for every
@@ -206,18 +219,15 @@ func (p *Pool) work(t Task) {
 func (p *Pool) next(w *worker) Task {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.head < len(p.queue) {
-		t := p.queue[p.head]
-		p.queue[p.head] = nil
-		p.head++
-		if p.head == len(p.queue) {
-			p.queue, p.head = p.queue[:0], 0
-		} else if p.head > 1024 && p.head*2 > len(p.queue) {
-			n := copy(p.queue, p.queue[p.head:])
-			clear(p.queue[n:])
-			p.queue, p.head = p.queue[:n], 0
+	if p.later.len() > 0 && (p.queue.len() == 0 || p.skipped >= laterEvery-1) {
+		p.skipped = 0
+		return p.later.pop()
+	}
+	if p.queue.len() > 0 {
+		if p.later.len() > 0 {
+			p.skipped++
 		}
-		return t
+		return p.queue.pop()
 	}
 	if p.closed {
 		p.workers--
@@ -243,4 +253,28 @@ func (p *Pool) retire(w *worker) bool {
 		}
 	}
 	return false
+}
+
+// fifo is a queue of tasks: tasks[head:] wait, oldest first.
+type fifo struct {
+	tasks []Task
+	head  int
+}
+
+func (q *fifo) len() int { return len(q.tasks) - q.head }
+
+func (q *fifo) push(t Task) { q.tasks = append(q.tasks, t) }
+
+func (q *fifo) pop() Task {
+	t := q.tasks[q.head]
+	q.tasks[q.head] = nil
+	q.head++
+	if q.head == len(q.tasks) {
+		q.tasks, q.head = q.tasks[:0], 0
+	} else if q.head > 1024 && q.head*2 > len(q.tasks) {
+		n := copy(q.tasks, q.tasks[q.head:])
+		clear(q.tasks[n:])
+		q.tasks, q.head = q.tasks[:n], 0
+	}
+	return t
 }

@@ -37,13 +37,13 @@ type redisServer struct {
 }
 
 // startRedis runs redis-server for the test. Without the binary the test is skipped, and
-// fails under CI=true, where .ci/run installs it.
+// fails under CI=true, where .ci/setup installs it.
 func startRedis(t *testing.T) *redisServer {
 	t.Helper()
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
 		if os.Getenv("CI") == "true" {
-			t.Fatal("redis-server is not installed (.ci/run installs Debian's redis-server)")
+			t.Fatal("redis-server is not installed (.ci/setup installs Debian's redis-server)")
 		}
 		t.Skip("redis-server is not on PATH: apt-get install redis-server to run the Redis broker tests")
 	}

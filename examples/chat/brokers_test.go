@@ -55,7 +55,7 @@ func natsCluster(t *testing.T) cluster {
 }
 
 // redisCluster joins the nodes through a redis-server process of the test's own. Without
-// the binary the test is skipped, or fails under CI=true (.ci/run installs it).
+// the binary the test is skipped, or fails under CI=true (.ci/setup installs it).
 func redisCluster(t *testing.T) cluster {
 	t.Helper()
 	addr := startRedis(t)

@@ -12,7 +12,7 @@ import (
 	"testing"
 )
 
-// ChromiumPath is Debian's chromium, which .ci/run installs.
+// ChromiumPath is Debian's chromium, which .ci/setup installs.
 const ChromiumPath = "/usr/bin/chromium"
 
 // Need skips the test when a prerequisite is missing, or fails it under CI=true.

@@ -59,6 +59,12 @@ var metrics = []metric{
 		prometheus.CounterValue, "", one(func(s *live.Stats) float64 { return float64(s.Rejected) })},
 	{"accept_errors_total", "Accepts that failed for want of file descriptors or memory.",
 		prometheus.CounterValue, "", one(func(s *live.Stats) float64 { return float64(s.AcceptErrors) })},
+	{"upgrades_throttled_total", "WebSocket upgrades refused with 503 by MaxUpgradeRate.",
+		prometheus.CounterValue, "", one(func(s *live.Stats) float64 { return float64(s.UpgradesThrottled) })},
+	{"rate_limited_total", "Times a client went over MessageRate or ByteRate (paused, or closed under RateLimitClose).",
+		prometheus.CounterValue, "", one(func(s *live.Stats) float64 { return float64(s.RateLimited) })},
+	{"output_pauses_total", "Times a session stopped being read because its outgoing queue passed half its bounds.",
+		prometheus.CounterValue, "", one(func(s *live.Stats) float64 { return float64(s.OutputPauses) })},
 
 	{"sessions_closed_total", "Sessions closed, by the reason given to OnClose.",
 		prometheus.CounterValue, "reason", []series{
@@ -70,6 +76,7 @@ var metrics = []metric{
 			{"queue_full", func(s *live.Stats) float64 { return float64(s.Closed.QueueFull) }},
 			{"timeout", func(s *live.Stats) float64 { return float64(s.Closed.Timeout) }},
 			{"shutdown", func(s *live.Stats) float64 { return float64(s.Closed.Shutdown) }},
+			{"rate_limited", func(s *live.Stats) float64 { return float64(s.Closed.RateLimited) }},
 			{"panic", func(s *live.Stats) float64 { return float64(s.Closed.Panic) }},
 			{"error", func(s *live.Stats) float64 { return float64(s.Closed.Error) }},
 		}},

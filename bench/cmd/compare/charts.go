@@ -60,6 +60,10 @@ func figures() []figure {
 			"echo conns closed", "echo.server_closed").withValues(),
 		fig("connect.png", "Connect rate (200 handshakes in flight)", "handshakes/s", "connect", 1,
 			"handshakes/s", "connect.per_sec").withValues(),
+		fig("abuse.png", "Healthy echo round trip beside 32 flooders, 4 non-readers, 2 ping floods, 2 churners", "milliseconds", "abuse", 1,
+			"p50", "abuse.p50", "p99", "abuse.p99"),
+		fig("abuse-memory.png", "Server peak memory under abuse", "MiB", "abuse", 1.0/(1<<20),
+			"peak RSS", "abuse.peak_rss", "peak heap", "abuse.peak_heap").withValues(),
 	}
 }
 

@@ -41,7 +41,7 @@ var (
 	out     = flag.String("out", "results", "directory for JSON, CSV, markdown and PNG files")
 	runs    = flag.Int("runs", 3, "interleaved runs of every part per implementation (-quick: 2 unless given)")
 	quick   = flag.Bool("quick", false, "smaller fleets and shorter windows (a smoke run, not for publishing)")
-	only    = flag.String("only", "memory,fanout,window16,latency,echo,connect", "comma-separated parts to run (the summary reads every part found in -out)")
+	only    = flag.String("only", "memory,fanout,window16,latency,echo,connect,abuse", "comma-separated parts to run (the summary reads every part found in -out)")
 	timeout = flag.Duration("timeout", 75*time.Minute, "the whole run stops after this long")
 	doc     = flag.String("doc", "", "markdown file whose <!-- tables.md:KEY --> … <!-- /tables.md:KEY --> blocks get the tables (e.g. ../docs/benchmarks.md)")
 )
@@ -78,6 +78,11 @@ func parts() []part {
 		{name: "echo", cmd: "loadgen", args: []string{"-scenario", "echo", "-conns", echoConns, "-rate", "60000", "-duration", dur}},
 		// Connect: handshakes as fast as 200 in flight allow.
 		{name: "connect", cmd: "loadgen", args: []string{"-scenario", "idle", "-conns", connects, "-duration", "1s", "-connect-rate", "100000"}},
+		// Abuse (issue 10): 100 healthy clients echoing 200 requests/s in all beside 32
+		// clients streaming 64 KiB echo requests, 4 that send 1 MiB requests and never read,
+		// 2 ping floods and 2 churners.
+		{name: "abuse", cmd: "loadgen", args: []string{"-scenario", "abuse", "-conns", "100", "-rate", "200", "-duration", dur,
+			"-flooders", "32", "-nonreaders", "4", "-pingflood", "2", "-churners", "2"}},
 	}
 }
 
@@ -196,12 +201,12 @@ func implList() []string {
 func runPart(ctx context.Context, bin string, p part) ([]record, error) {
 	exe := filepath.Join(bin, p.cmd)
 	if _, err := os.Stat(exe); err != nil {
-		pkg := "./cmd/" + p.cmd
+		build := exec.CommandContext(ctx, "go", "build", "-o", exe, "./cmd/"+p.cmd)
 		if p.cmd == "loadgen" {
-			pkg = "github.com/livepoll/livepoll/cmd/loadgen"
+			build.Dir = ".." // the main module's: built with its own go.mod and go.sum
 		}
-		if b, err := exec.CommandContext(ctx, "go", "build", "-o", exe, pkg).CombinedOutput(); err != nil {
-			return nil, fmt.Errorf("build %s: %v\n%s", pkg, err, b)
+		if b, err := build.CombinedOutput(); err != nil {
+			return nil, fmt.Errorf("build %s: %v\n%s", p.cmd, err, b)
 		}
 	}
 	names := implList()

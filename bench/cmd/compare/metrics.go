@@ -12,6 +12,9 @@ var units = map[string]string{
 	"echo.lost": "messages", "echo.unanswered": "requests", "echo.failed": "connections",
 	"echo.server_closed": "connections", "echo.server_closed_by.": "connections", "echo.server_closed_by": "connections",
 	"connect.per_sec": "1/s", "connect.failed": "connections", "connect.server_closed": "connections",
+	"abuse.p50": "ms", "abuse.p99": "ms", "abuse.lost": "messages", "abuse.server_closed": "connections",
+	"abuse.peak_rss": "bytes", "abuse.peak_heap": "bytes",
+	"abuse.flooders_closed": "connections", "abuse.nonreaders_closed": "connections", "abuse.pingflood_closed": "connections",
 }
 
 // fanoutParts are the parts measured by cmd/fanout; their metrics are named
@@ -90,6 +93,24 @@ func extract(part string, r map[string]any) (map[string]float64, map[string]bool
 			}
 			// The sum says the map was there, even when it was empty.
 			m["echo.server_closed_by"] = sum
+		}
+	case "abuse":
+		put("abuse.p50", "load", "latency", "p50_ms")
+		put("abuse.p99", "load", "latency", "p99_ms")
+		put("abuse.lost", "load", "lost")
+		put("abuse.server_closed", "connections", "server_closed")
+		put("abuse.peak_rss", "abuse", "server", "peak_rss_bytes")
+		put("abuse.peak_heap", "abuse", "server", "peak_heap_inuse_bytes")
+		for _, kind := range []string{"flooders", "nonreaders", "pingflood"} {
+			if by, ok := lookup(r, "abuse", kind, "closed_by").(map[string]any); ok {
+				sum := 0.0
+				for _, v := range by {
+					if f, ok := v.(float64); ok {
+						sum += f
+					}
+				}
+				m["abuse."+kind+"_closed"] = sum
+			}
 		}
 	case "connect":
 		put("connect.per_sec", "connections", "connect_rate_per_sec")

@@ -13,7 +13,7 @@ import (
 )
 
 // partNames is every part, in the order of the tables.
-var partNames = []string{"memory", "fanout", "window16", "latency", "echo", "connect"}
+var partNames = []string{"memory", "fanout", "window16", "latency", "echo", "connect", "abuse"}
 
 // summary is what the report is made of: every part file found in -out.
 type summary struct {

@@ -80,6 +80,15 @@ func sections(s *summary) []section {
 			t.rows("connect", col("connect.per_sec", intFmt), col("connect.failed", intFmt), col("connect.server_closed", intFmt))
 		})
 	}
+	if t.has("abuse") {
+		add("abuse", "Healthy clients beside abusers (loadgen -scenario abuse: 32 flooders, 4 non-readers, 2 ping floods, 2 churners)", func() {
+			t.head("healthy p50", "healthy p99", "healthy lost", "healthy conns closed by server", "server peak RSS", "server peak heap",
+				"flooders closed", "non-readers closed", "ping floods closed")
+			t.rows("abuse", col("abuse.p50", msFmt), col("abuse.p99", msFmt), col("abuse.lost", intFmt), col("abuse.server_closed", intFmt),
+				col("abuse.peak_rss", mibFmt), col("abuse.peak_heap", mibFmt),
+				col("abuse.flooders_closed", intFmt), col("abuse.nonreaders_closed", intFmt), col("abuse.pingflood_closed", intFmt))
+		})
+	}
 	add("losses", "Losses: every server, every part (messages lost, requests unanswered, connections closed by the server)",
 		func() { losses(t) })
 	add("failed", "Failed program runs (their figures are unknown in the tables)", func() {
@@ -113,6 +122,10 @@ func losses(t *tab) {
 	if t.has("connect") {
 		heads = append(heads, "connect failed", "connect closed by server")
 		cols = append(cols, col("connect.failed", intFmt), col("connect.server_closed", intFmt))
+	}
+	if t.has("abuse") {
+		heads = append(heads, "abuse: healthy lost", "abuse: healthy closed by server")
+		cols = append(cols, col("abuse.lost", intFmt), col("abuse.server_closed", intFmt))
 	}
 	if len(cols) == 0 {
 		t.b.WriteString("No part with losses to count.\n")
@@ -227,6 +240,8 @@ func fixed(d int) func(float64) string {
 }
 
 func bytesFmt(v float64) string { return intFmt(v) + " B" }
+
+func mibFmt(v float64) string { return strconv.FormatFloat(v/(1<<20), 'f', 1, 64) + " MiB" }
 
 func msFmt(v float64) string {
 	switch {

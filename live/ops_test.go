@@ -206,6 +206,8 @@ func TestStatsCountTraffic(t *testing.T) {
 	send(t, c, `not an envelope`)
 	send(t, c, `{"topic":"b","data":2}`)
 	readMsg(t, c)
+	// The message read above went out before OnMessage's second, invalid Publish.
+	waitUntil(t, waitTimeout, "the second invalid publish to be counted", func() bool { return srv.Stats().PublishDropped == 2 })
 	s := srv.Stats()
 	if s.Sessions != 1 || s.Topics != 2 || s.Subscriptions != 2 || s.MessagesIn != 3 || s.MessagesOut != 2 ||
 		s.Skipped != 1 || s.PublishDropped != 2 || s.BytesIn == 0 || s.BytesOut == 0 {

@@ -1,6 +1,7 @@
 package live
 
 import (
+	"bytes"
 	"encoding/json"
 	"testing"
 )
@@ -87,6 +88,42 @@ func BenchmarkEncodeEnvelope(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
 			if _, err := json.Marshal(m); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+// BenchmarkDataCheck compares the ways to learn whether data may go into a frame as it is:
+// the scan encodeFrame uses, json.Valid (which would still leave compaction undecided)
+// and json.Compact, which every frame paid before.
+func BenchmarkDataCheck(b *testing.B) {
+	var m Message
+	if err := json.Unmarshal(benchMessage, &m); err != nil {
+		b.Fatal(err)
+	}
+	b.Run("inMarshalForm", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if !inMarshalForm(m.Data) {
+				b.Fatal("benchmark data not in json.Marshal's form")
+			}
+		}
+	})
+	b.Run("json.Valid", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if !json.Valid(m.Data) {
+				b.Fatal("invalid")
+			}
+		}
+	})
+	b.Run("json.Compact", func(b *testing.B) {
+		b.ReportAllocs()
+		var buf bytes.Buffer
+		for b.Loop() {
+			buf.Reset()
+			if err := json.Compact(&buf, m.Data); err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -270,6 +270,16 @@ func inMarshalForm(data []byte) bool {
 	return s.value(0, 0) == len(data) && s.flags == 0
 }
 
+// validJSON is json.Valid, without the scanner's per-byte indirect call for the usual
+// shallow value.
+func validJSON(data []byte) bool {
+	s := envelopeScanner{p: data}
+	if i := s.value(s.space(0), 0); i >= 0 && s.space(i) == len(data) {
+		return true
+	}
+	return json.Valid(data) // invalid, or deeper than the scanner goes
+}
+
 // needsHTMLEscape reports whether compacted JSON holds a byte json.Marshal escapes:
 // <, >, & or the first byte of U+2028/U+2029.
 func needsHTMLEscape(p []byte) bool {

@@ -40,6 +40,8 @@ var envelopeCases = []struct {
 	{"space inside an object", "t", `{"a" :1}`},
 	{"trailing space", "t", `1 `},
 	{"only spaces", "t", `   `},
+	{"spaces around a value", "t", " \t\r\n[ 1 ] \n"},
+	{"deeper than the scanner goes", "t", strings.Repeat("[", maxScanDepth+1) + strings.Repeat("]", maxScanDepth+1)},
 	{"invalid utf-8 data is copied", "t", "\"\xff\""},
 	{"bad escape in data", "t", `"\x"`},
 	{"control character in data", "t", "\"\x01\""},
@@ -70,6 +72,9 @@ func checkEnvelope(t *testing.T, topic string, data []byte) {
 	f, err = encodeMessageFrame(topic, data)
 	checkFrame(t, "encodeMessageFrame", want, wantErr, f, err)
 	checkMarshalForm(t, data)
+	if validJSON(data) != json.Valid(data) {
+		t.Fatalf("validJSON(%q) = %v, json.Valid says %v", data, !json.Valid(data), json.Valid(data))
+	}
 }
 
 // checkMarshalForm: the scan that lets encodeFrame skip json.Compact never says yes

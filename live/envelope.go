@@ -209,7 +209,14 @@ func encodeMessageFrame(topic string, data []byte) (*pool.Shared, error) {
 // already in JSON.
 func envelopeFrame(topic string, topicJSON, data []byte) (*pool.Shared, error) {
 	d := data
-	if len(data) > 0 && !inMarshalForm(data) {
+	switch dataForm(data) {
+	case dataAsIs: // copied into the frame as it is
+	case dataHTML: // valid and compact already: escaping is all json.Marshal would do
+		escaped := getScratch()
+		defer putScratch(escaped)
+		json.HTMLEscape(escaped, data)
+		d = escaped.Bytes()
+	case dataRewrite:
 		compact := getScratch()
 		defer putScratch(compact)
 		if err := json.Compact(compact, data); err != nil {
@@ -262,12 +269,28 @@ func envelopeFrame(topic string, topicJSON, data []byte) (*pool.Shared, error) {
 	return f, nil
 }
 
-// inMarshalForm reports whether data is one valid JSON value that json.Marshal would copy
-// unchanged: no whitespace outside strings and nothing it HTML-escapes. Then the frame
-// needs neither json.Compact's scan nor its copy.
-func inMarshalForm(data []byte) bool {
+// What json.Marshal does to a RawMessage, as dataForm finds it.
+const (
+	dataAsIs    = iota // one valid, compact JSON value with nothing to escape (or empty)
+	dataHTML           // valid and compact, but holding <, >, & or U+2028/U+2029
+	dataRewrite        // anything else: json.Compact decides, and reports invalid JSON
+)
+
+// dataForm classifies data in one scan, so that the usual payload needs neither
+// json.Compact's scan nor its copy. Browsers' JSON.stringify leaves <, >, & unescaped,
+// which is why dataHTML has its own case.
+func dataForm(data []byte) int {
+	if len(data) == 0 {
+		return dataAsIs // omitted from the envelope
+	}
 	s := envelopeScanner{p: data}
-	return s.value(0, 0) == len(data) && s.flags == 0
+	switch {
+	case s.value(0, 0) != len(data) || s.flags&strSpaced != 0:
+		return dataRewrite
+	case s.flags&strHTML != 0:
+		return dataHTML
+	}
+	return dataAsIs
 }
 
 // validJSON is json.Valid, without the scanner's per-byte indirect call for the usual

@@ -33,6 +33,7 @@ var envelopeCases = []struct {
 	{"big number", "t", `123456789012345678901234567890e-7`},
 	{"compact data is copied as is", "chat:room1", `{"a":[1,-2.5e+3,true,false,null,"x\\"\\u00e9é"],"b":{}}`},
 	{"compact data with html", "t", `["<",">","&"]`},
+	{"spaced data with html", "t", `[ "<" ]`},
 	{"compact data with a raw line separator", "t", "[\"\u2028\"]"},
 	{"escaped html stays escaped", "t", `"\u003c\u2028"`},
 	{"leading space", "t", ` 1`},
@@ -71,23 +72,31 @@ func checkEnvelope(t *testing.T, topic string, data []byte) {
 	checkFrame(t, "encodeFrame", want, wantErr, f, err)
 	f, err = encodeMessageFrame(topic, data)
 	checkFrame(t, "encodeMessageFrame", want, wantErr, f, err)
-	checkMarshalForm(t, data)
+	checkDataForm(t, data)
 	if validJSON(data) != json.Valid(data) {
 		t.Fatalf("validJSON(%q) = %v, json.Valid says %v", data, !json.Valid(data), json.Valid(data))
 	}
 }
 
-// checkMarshalForm: the scan that lets encodeFrame skip json.Compact never says yes
-// wrongly, and says yes to what json.Marshal leaves as it is, so the shortcut does not
-// silently go unused.
-func checkMarshalForm(t *testing.T, data []byte) {
+// checkDataForm: the scan that lets encodeFrame skip json.Compact never classifies data
+// wrongly, and finds every value json.Marshal copies unchanged or only escapes, so the
+// shortcuts do not silently go unused.
+func checkDataForm(t *testing.T, data []byte) {
 	t.Helper()
 	var compact bytes.Buffer
-	unchanged := json.Compact(&compact, data) == nil && bytes.Equal(compact.Bytes(), data) &&
-		!needsHTMLEscape(data)
+	isCompact := json.Compact(&compact, data) == nil && bytes.Equal(compact.Bytes(), data)
+	want := dataRewrite
+	switch {
+	case len(data) == 0:
+		want = dataAsIs
+	case isCompact && needsHTMLEscape(data):
+		want = dataHTML
+	case isCompact:
+		want = dataAsIs
+	}
 	deep := bytes.Count(data, []byte("["))+bytes.Count(data, []byte("{")) >= maxScanDepth
-	if got := inMarshalForm(data); got && !unchanged || !got && unchanged && !deep {
-		t.Fatalf("inMarshalForm(%q) = %v, but json.Marshal leaves it unchanged: %v", data, got, unchanged)
+	if got := dataForm(data); got != want && !(deep && got == dataRewrite) {
+		t.Fatalf("dataForm(%q) = %d, want %d", data, got, want)
 	}
 }
 

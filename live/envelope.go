@@ -353,6 +353,8 @@ type envelopeScanner struct {
 	flags uint8 // strSpaced, strHTML: seen so far outside and inside strings
 }
 
+// maxScanDepth bounds the scanner's recursion; deeper values are rare and go to
+// encoding/json, which has its own limit (10000) and error.
 const maxScanDepth = 1000
 
 // Flags of what a scan met; all but strNonASCII and strEscaped make json.Marshal rewrite

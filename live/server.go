@@ -2,7 +2,6 @@ package live
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"math/rand/v2"
 	"net"
@@ -93,7 +92,7 @@ func (srv *Server) Publish(topic string, data []byte) {
 		return
 	}
 	checked, valid := srv.publishLocal(topic, data)
-	if srv.broker != nil && (valid || !checked && json.Valid(data)) {
+	if srv.broker != nil && (valid || !checked && validJSON(data)) {
 		srv.broker.publish(topic, data)
 	}
 }

@@ -110,7 +110,7 @@ func (s *Session) Send(msg Message) error {
 	if s.state.Load() != stateOpen {
 		return ErrSessionClosed
 	}
-	f, err := encodeFrame(topicJSON(msg.Topic), msg.Data)
+	f, err := encodeMessageFrame(msg.Topic, msg.Data)
 	if err != nil {
 		s.srv.stats.dropped.Add(1)
 		return nil

@@ -253,6 +253,9 @@ func runOne(ctx context.Context, bin, exe string, p part, impl, file string) (js
 	if err := run(ctx, exe, args...); err != nil {
 		return nil, err
 	}
+	if p.cmd == "memslope" {
+		keepProfile(path, impl)
+	}
 	var list []json.RawMessage
 	if err := readJSON(path, &list); err != nil {
 		return nil, err
@@ -268,6 +271,25 @@ func runOne(ctx context.Context, bin, exe string, p part, impl, file string) (js
 		return list[0], fmt.Errorf("%s", e.Error)
 	}
 	return list[0], nil
+}
+
+// keepProfile copies the heap profile memslope wrote beside its JSON (at the largest
+// fleet) to -out/profiles, where it outlives the run's temporary directory:
+// memory-<run>-<impl>.heap.pb.gz, to read with go tool pprof (-diff_base between two).
+func keepProfile(jsonPath, impl string) {
+	src := strings.TrimSuffix(jsonPath, ".json") + "." + impl + ".heap.pb.gz"
+	b, err := os.ReadFile(src)
+	if err != nil {
+		log.Printf("compare: no heap profile from memslope for %s: %v", impl, err)
+		return
+	}
+	dir := filepath.Join(*out, "profiles")
+	if err := os.MkdirAll(dir, 0o755); err == nil {
+		err = os.WriteFile(filepath.Join(dir, strings.TrimSuffix(filepath.Base(jsonPath), ".json")+".heap.pb.gz"), b, 0o644)
+	}
+	if err != nil {
+		log.Printf("compare: keeping the heap profile of %s: %v", impl, err)
+	}
 }
 
 // runLoadgen starts impl's server and points cmd/loadgen at it.

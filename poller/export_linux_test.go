@@ -23,6 +23,3 @@ func makeBatch(tokens []Token, ev Event) kernelBatch {
 	}
 	return batch
 }
-
-// parksInRuntime reports whether the poller's loop waits in the Go runtime's netpoller.
-func (p *Poller) parksInRuntime() bool { return p.file != nil }

@@ -14,15 +14,6 @@
 // an event reports the fd's current state (usually Writable), so nothing that was already
 // pending is lost.
 //
-// # Waiting
-//
-// On Linux the goroutine does not block a thread in epoll_wait: the epoll descriptor is
-// itself pollable, so a duplicate of it is registered with the Go runtime's own netpoller,
-// the goroutine parks there until events are ready, and reaps them with a zero timeout.
-// At saturation this saved about 15 % of the server's CPU per echo round trip against a
-// thread blocked in epoll_wait (fewer thread hand-offs; docs/architecture.md). kqueue
-// still blocks a thread in kevent.
-//
 // # Tokens
 //
 // Add returns a Token made of a slot index and a generation. The kernel hands the token

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -33,12 +32,6 @@ const watchEvents = unix.EPOLLIN | unix.EPOLLOUT | unix.EPOLLRDHUP | unix.EPOLLE
 type kernel struct {
 	epfd   int
 	wakefd int // eventfd written by Close
-	// file is a duplicate of epfd held by the Go runtime's own netpoller: the loop parks
-	// there until the epoll instance has events and then reaps them with a zero timeout,
-	// so no thread sits blocked in epoll_wait holding the runtime's attention (a P to take
-	// back, a thread to wake when events come). nil if the runtime would not take it: the
-	// loop then blocks a thread in epoll_wait.
-	file *os.File
 }
 
 func (p *Poller) open() error {
@@ -58,31 +51,7 @@ func (p *Poller) open() error {
 		return os.NewSyscallError("epoll_ctl", err)
 	}
 	p.epfd, p.wakefd = epfd, wakefd
-	p.file = runtimePolled(epfd)
 	return nil
-}
-
-// runtimePolled hands the epoll instance to the Go runtime's netpoller: an epoll
-// descriptor is itself pollable (readable while it has events ready), and os.NewFile
-// registers a non-blocking descriptor with the runtime. The file owns the descriptor it
-// is given (its finalizer closes it), so it gets a duplicate; one the netpoller did not
-// take refuses deadlines, is closed, and nil is returned.
-func runtimePolled(epfd int) *os.File {
-	if err := unix.SetNonblock(epfd, true); err != nil {
-		return nil
-	}
-	dup, err := unix.FcntlInt(uintptr(epfd), unix.F_DUPFD_CLOEXEC, 0)
-	if err != nil {
-		_ = unix.SetNonblock(epfd, false)
-		return nil
-	}
-	f := os.NewFile(uintptr(dup), "epoll")
-	if f.SetReadDeadline(time.Time{}) != nil {
-		_ = f.Close()
-		_ = unix.SetNonblock(epfd, false)
-		return nil
-	}
-	return f
 }
 
 func tokenEvent(events uint32, t Token) unix.EpollEvent {
@@ -125,11 +94,6 @@ func (p *Poller) release() error {
 	if cerr := unix.Close(p.epfd); err == nil {
 		err = cerr
 	}
-	if p.file != nil {
-		if cerr := p.file.Close(); err == nil {
-			err = cerr
-		}
-	}
 	if err != nil {
 		return os.NewSyscallError("close", err)
 	}
@@ -139,52 +103,21 @@ func (p *Poller) release() error {
 func (p *Poller) loop() {
 	defer close(p.done)
 	events := make([]unix.EpollEvent, initialEvents)
-	// reap waits up to timeout (ms; -1: forever) and dispatches what is ready. It reports
-	// whether events may remain (the wait was interrupted, or returned some) and whether
-	// the loop must end (Close, or an error).
-	reap := func(timeout int) (more, stop bool) {
-		n, err := unix.EpollWait(p.epfd, events, timeout)
+	for {
+		n, err := unix.EpollWait(p.epfd, events, -1)
 		if err == unix.EINTR {
-			return true, false
+			continue
 		}
 		if err != nil {
 			p.stopOnError(fmt.Errorf("poller: event loop stopped: %w", os.NewSyscallError("epoll_wait", err)))
-			return false, true
+			return
 		}
 		if p.dispatch(events[:n]) {
-			return false, true
+			return
 		}
 		if n == len(events) && len(events) < maxEvents {
 			events = make([]unix.EpollEvent, 2*len(events))
 		}
-		return n > 0, false
-	}
-	if p.file == nil {
-		for {
-			if _, stop := reap(-1); stop {
-				return
-			}
-		}
-	}
-	// Park in the runtime's netpoller until the epoll instance is readable, then reap
-	// until nothing is ready: the runtime watches it edge-triggered, and an event that
-	// comes after an empty reap raises a new edge.
-	rc, err := p.file.SyscallConn()
-	if err == nil {
-		err = rc.Read(func(uintptr) bool {
-			for {
-				more, stop := reap(0)
-				if stop {
-					return true
-				}
-				if !more {
-					return false
-				}
-			}
-		})
-	}
-	if err != nil {
-		p.stopOnError(fmt.Errorf("poller: event loop stopped: %w", err))
 	}
 }
 

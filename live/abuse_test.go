@@ -44,21 +44,7 @@ func flood(rc *rawClient, size int, stop <-chan struct{}) <-chan struct{} {
 	go func() {
 		defer wg.Done()
 		frames := slices.Concat(echoFrame(0, size), echoFrame(1, size))
-		for {
-			// A timed-out write resumes where it stopped: the stream stays valid.
-			for wire := frames; len(wire) > 0; {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				rc.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
-				n, err := rc.Write(wire)
-				if err != nil && !isTimeout(err) {
-					return
-				}
-				wire = wire[n:]
-			}
+		for rc.writeWhole(frames, stop) {
 		}
 	}()
 	go func() {
@@ -78,6 +64,26 @@ func flood(rc *rawClient, size int, stop <-chan struct{}) <-chan struct{} {
 	}()
 	go func() { wg.Wait(); close(done) }()
 	return done
+}
+
+// writeWhole writes all of wire, however long TCP holds the client back: a write that
+// times out is resumed where it stopped, so the stream stays valid WebSocket. It reports
+// false, having perhaps written part of wire, once stop is closed or the connection fails.
+func (rc *rawClient) writeWhole(wire []byte, stop <-chan struct{}) bool {
+	for len(wire) > 0 {
+		select {
+		case <-stop:
+			return false
+		default:
+		}
+		rc.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
+		n, err := rc.Write(wire)
+		if err != nil && !isTimeout(err) {
+			return false
+		}
+		wire = wire[n:]
+	}
+	return true
 }
 
 func isTimeout(err error) bool {
@@ -186,18 +192,8 @@ func TestNonReaderIsHeldBackWithinItsBytes(t *testing.T) {
 		n := 0
 		defer func() { complete <- n }()
 		for ; n < 200; n++ { // 200 MiB if nothing held it back
-			for wire := echoFrame(n, size); len(wire) > 0; {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				rc.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
-				w, err := rc.Write(wire)
-				if err != nil && !isTimeout(err) {
-					return
-				}
-				wire = wire[w:]
+			if !rc.writeWhole(echoFrame(n, size), stop) {
+				return
 			}
 		}
 	}()

@@ -71,22 +71,7 @@ func TestHostileMixSoak(t *testing.T) {
 	for i := range nonReaders {
 		rc := dialRaw()
 		wg.Go(func() {
-			for j := 0; ; j++ {
-				// Write whole frames (a timed-out write resumes where it stopped), so the
-				// stream stays valid WebSocket however long TCP holds the client back.
-				for wire := echoFrame(i*1000+j, 1<<20); len(wire) > 0; {
-					select {
-					case <-stop:
-						return
-					default:
-					}
-					rc.SetWriteDeadline(time.Now().Add(200 * time.Millisecond))
-					n, err := rc.Write(wire)
-					if err != nil && !isTimeout(err) {
-						return
-					}
-					wire = wire[n:]
-				}
+			for j := 0; rc.writeWhole(echoFrame(i*1000+j, 1<<20), stop); j++ {
 			}
 		})
 	}
@@ -103,20 +88,7 @@ func TestHostileMixSoak(t *testing.T) {
 					}
 				}
 			}()
-			for {
-				for rest := wire; len(rest) > 0; { // whole frames, however long TCP holds it
-					select {
-					case <-stop:
-						return
-					default:
-					}
-					rc.SetWriteDeadline(time.Now().Add(200 * time.Millisecond))
-					n, err := rc.Write(rest)
-					if err != nil && !isTimeout(err) {
-						return
-					}
-					rest = rest[n:]
-				}
+			for rc.writeWhole(wire, stop) {
 			}
 		})
 	}

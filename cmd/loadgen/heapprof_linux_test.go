@@ -102,7 +102,7 @@ func TestHeapProfileOfOwnServer(t *testing.T) {
 		t.Fatalf("the written profile does not parse: %v", err)
 	}
 	if h.File != file || h.Conns != 300 || h.InuseBytes <= 0 || len(h.Top) == 0 || h.Top[0].InuseBytes <= 0 {
-		t.Errorf("heap profile report %+v", *h)
+		t.Fatalf("heap profile report %+v", *h)
 	}
 	var out bytes.Buffer
 	r.print(&out)

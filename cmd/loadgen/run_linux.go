@@ -112,7 +112,11 @@ func run(ctx context.Context, cfg config, stderr io.Writer) (*report, error) {
 	target, statsURL := cfg.URL, cfg.StatsURL
 	if target == "" {
 		r.SelfStartedServer = true
-		srv, err := startServer(self, cfg.Timeout+30*time.Second, stderr)
+		spec := serverSpec{ExitAfter: cfg.Timeout + 30*time.Second}
+		if cfg.HeapProfile != "" {
+			spec.MemProfileRate = 4 << 10
+		}
+		srv, err := startServer(self, spec, stderr)
 		if err != nil {
 			return nil, err
 		}

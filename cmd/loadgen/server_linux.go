@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"runtime"
 	"syscall"
 	"time"
 
@@ -22,6 +23,11 @@ import (
 // serverSpec is the server child's first stdin line.
 type serverSpec struct {
 	ExitAfter time.Duration `json:"exit_after"` // safety exit
+	// MemProfileRate, when not 0, is the server's runtime.MemProfileRate: with
+	// -heap-profile the own server samples every 4 KiB, so a small fleet's profile has
+	// sites to show (the default, one sample per 512 KiB, may find none at a few hundred
+	// connections).
+	MemProfileRate int `json:"mem_profile_rate,omitempty"`
 }
 
 // serverHello is the server child's first stdout line.
@@ -39,6 +45,9 @@ func runServer(stdin io.Reader, stdout io.Writer) error {
 	var spec serverSpec
 	if err := json.NewDecoder(in).Decode(&spec); err != nil {
 		return fmt.Errorf("server: reading its spec: %w", err)
+	}
+	if spec.MemProfileRate > 0 {
+		runtime.MemProfileRate = spec.MemProfileRate
 	}
 	if spec.ExitAfter > 0 {
 		time.AfterFunc(spec.ExitAfter, func() {
@@ -80,7 +89,7 @@ type serverProc struct {
 }
 
 // startServer re-executes this program as the server child.
-func startServer(self string, exitAfter time.Duration, stderr io.Writer) (*serverProc, error) {
+func startServer(self string, spec serverSpec, stderr io.Writer) (*serverProc, error) {
 	cmd := exec.Command(self, roleFlag+roleServer)
 	cmd.Stderr = stderr
 	stdin, err := cmd.StdinPipe()
@@ -96,7 +105,7 @@ func startServer(self string, exitAfter time.Duration, stderr io.Writer) (*serve
 		return nil, fmt.Errorf("starting the server: %w", err)
 	}
 	s := &serverProc{child: child, stdin: stdin}
-	if err := json.NewEncoder(stdin).Encode(serverSpec{ExitAfter: exitAfter}); err != nil {
+	if err := json.NewEncoder(stdin).Encode(spec); err != nil {
 		s.stop()
 		return nil, err
 	}

@@ -182,6 +182,15 @@ func TestReportOfCommittedRun(t *testing.T) {
 	if string(got) != string(want) {
 		t.Errorf("tables.md rebuilt from the committed JSON differs from the committed one:\n%s", got)
 	}
+	// docs/benchmarks.md quotes every table as it is rebuilt.
+	doc, err := os.ReadFile(filepath.Join(src, "..", "benchmarks.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	spliced, stale, err := splice(string(doc), sections(s))
+	if err != nil || len(stale) > 0 || spliced != string(doc) {
+		t.Errorf("docs/benchmarks.md does not quote the rebuilt tables (stale markers %v, error %v)", stale, err)
+	}
 	for _, f := range []string{"summary.json", "summary.csv", "memory.png", "goroutines-fds.png", "fanout.png",
 		"window16.png", "cpu.png", "latency.png", "echo.png", "losses.png", "connect.png", "abuse.png", "abuse-memory.png"} {
 		if fi, err := os.Stat(filepath.Join(dir, f)); err != nil || fi.Size() < 1000 {

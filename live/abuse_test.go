@@ -91,10 +91,18 @@ func isTimeout(err error) bool {
 	return errors.As(err, &ne) && ne.Timeout()
 }
 
-// echoRoundTrips has a well-behaved client do n echo round trips and returns their times.
+// echoRoundTrips has a new well-behaved client do n echo round trips and returns their
+// times, sorted.
 func echoRoundTrips(t *testing.T, url string, n int) []time.Duration {
 	t.Helper()
 	c := dial(t, url)
+	defer c.Close()
+	return roundTrips(t, c, n)
+}
+
+// roundTrips has c do n echo round trips and returns their times, sorted.
+func roundTrips(t testing.TB, c *websocket.Conn, n int) []time.Duration {
+	t.Helper()
 	lat := make([]time.Duration, 0, n)
 	for i := range n {
 		msg := fmt.Sprintf(`{"topic":"rtt","data":%d}`, i)
@@ -105,7 +113,6 @@ func echoRoundTrips(t *testing.T, url string, n int) []time.Duration {
 		}
 		lat = append(lat, time.Since(start))
 	}
-	c.Close()
 	slices.Sort(lat)
 	return lat
 }

@@ -9,7 +9,6 @@ import (
 	"net"
 	"os"
 	"runtime"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -222,17 +221,7 @@ func TestSlowlorisDoesNotSlowHealthyClients(t *testing.T) {
 	})
 	healthy := dial(t, url)
 	p99 := func(rounds int) time.Duration {
-		lat := make([]time.Duration, 0, rounds)
-		for i := range rounds {
-			msg := fmt.Sprintf(`{"topic":"rtt","data":%d}`, i)
-			start := time.Now()
-			send(t, healthy, msg)
-			if _, m := readMsg(t, healthy); m != msg {
-				t.Fatalf("echo %s, want %s", m, msg)
-			}
-			lat = append(lat, time.Since(start))
-		}
-		slices.Sort(lat)
+		lat := roundTrips(t, healthy, rounds)
 		return lat[len(lat)*99/100]
 	}
 	p99(200) // warm up

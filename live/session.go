@@ -87,8 +87,9 @@ type Session struct {
 	closeErr  error          // set once, when the close starts
 	done      chan struct{}  // the context's Done, made on demand, closed when the close starts
 
-	// smu guards subscriptions. closeWith never takes it: Publish may close a session
-	// while it holds a topic lock, and Subscribe holds smu while it waits for one.
+	// smu guards subscriptions. closeWith never takes it, so a close can start on any send
+	// path (a Publish that finds the queue full, a failed write) whatever the sender holds;
+	// the close's own unsubscribing runs later, in the session's Run.
 	smu    sync.Mutex
 	topics []*topic
 

@@ -10,7 +10,8 @@ import (
 const registryShards = 64
 
 // registry maps topic names to their subscribers. Lock order: Session.smu, then a shard's
-// mu, then a topic's mu, then Session.wmu.
+// mu, then a topic's mu. No session's wmu is taken under them: Publish copies the
+// subscribers out (snapshot) and writes after releasing the topic's lock.
 type registry struct {
 	seed   maphash.Seed
 	shards [registryShards]shard

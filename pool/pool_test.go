@@ -334,3 +334,120 @@ func TestPoolRequeueRunsBehindSubmittedTasks(t *testing.T) {
 		t.Fatalf("order %v, want %v", order, want)
 	}
 }
+
+// requeueOnce returns a task that requeues itself on its first run and runs body on its
+// second, as a session with more input than one turn does.
+func requeueOnce(p *Pool, body func()) Task {
+	var again bool
+	var t funcTask
+	t = func() {
+		if !again {
+			again = true
+			p.Requeue(t)
+			return
+		}
+		body()
+	}
+	return t
+}
+
+// At most laterMax workers run requeued tasks at once, and fresh tasks run beside them: a
+// requeued task that waits for a fresh one to run would deadlock otherwise.
+func TestPoolRequeuedTasksShareIsBounded(t *testing.T) {
+	p := New(8, time.Hour)
+	defer p.Close()
+	p.mu.Lock()
+	p.laterMax = 1
+	p.mu.Unlock()
+	var running, most atomic.Int32
+	freshRan := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range 4 {
+		wg.Add(1)
+		p.Submit(requeueOnce(p, func() {
+			defer wg.Done()
+			n := running.Add(1)
+			for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+			}
+			if i == 0 {
+				select { // the fresh task must get a worker while this one runs
+				case <-freshRan:
+				case <-time.After(5 * time.Second):
+					t.Error("a fresh task did not run while a requeued task held its share")
+				}
+			} else {
+				time.Sleep(2 * time.Millisecond)
+			}
+			running.Add(-1)
+		}))
+	}
+	waitFor(t, "a requeued task running", func() bool { return running.Load() > 0 })
+	p.Submit(funcTask(func() { close(freshRan) }))
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("requeued tasks did not all run")
+	}
+	if got := most.Load(); got != 1 {
+		t.Fatalf("%d requeued tasks ran at once, want at most 1", got)
+	}
+}
+
+// A requeued task blocked in a callback does not hold the requeued tasks' share: another
+// one runs meanwhile (the first waits for it, so a deadlock here fails the test).
+func TestPoolBlockedRequeuedTaskFreesItsShare(t *testing.T) {
+	p := New(8, time.Hour)
+	defer p.Close()
+	p.mu.Lock()
+	p.laterMax = 1
+	p.mu.Unlock()
+	secondRan := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(2)
+	first := requeueOnce(p, func() {
+		defer wg.Done()
+		p.Block()
+		defer p.Unblock()
+		select {
+		case <-secondRan:
+		case <-time.After(5 * time.Second):
+			t.Error("a second requeued task did not run while the first was blocked")
+		}
+	})
+	p.Submit(first)
+	waitFor(t, "the first task requeued and blocked", func() bool { return p.blocked.Load() == 1 })
+	p.Submit(requeueOnce(p, func() { defer wg.Done(); close(secondRan) }))
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("tasks did not finish")
+	}
+}
+
+// Requeue from outside any task (every worker parked) still gets the task run.
+func TestPoolRequeueFromOutsideRuns(t *testing.T) {
+	p := New(2, time.Hour)
+	defer p.Close()
+	ran := make(chan struct{})
+	p.Requeue(funcTask(func() { close(ran) }))
+	select {
+	case <-ran:
+	case <-time.After(5 * time.Second):
+		t.Fatal("a task requeued with no worker running never ran")
+	}
+	warm := make(chan struct{})
+	p.Submit(funcTask(func() { close(warm) })) // parks a worker
+	<-warm
+	waitFor(t, "the worker parked", func() bool { p.mu.Lock(); defer p.mu.Unlock(); return len(p.idle) == p.workers })
+	ran2 := make(chan struct{})
+	p.Requeue(funcTask(func() { close(ran2) }))
+	select {
+	case <-ran2:
+	case <-time.After(5 * time.Second):
+		t.Fatal("a task requeued while every worker was parked never ran")
+	}
+}

@@ -32,21 +32,27 @@ type Pool struct {
 
 	finished atomic.Uint64 // tasks run to completion, for the stall check
 	blocked  atomic.Int64  // workers between Block and Unblock right now
-	lastSeen uint64        // finished at the previous stall check; guarded by mu
-	stallArm bool          // a stall check is pending; guarded by mu
+	// laterQueued mirrors later.len() so that Block can see without the lock whether a
+	// requeued task waits.
+	laterQueued atomic.Int64
+	lastSeen    uint64 // finished at the previous stall check; guarded by mu
+	stallArm    bool   // a stall check is pending; guarded by mu
 
-	mu      sync.Mutex
-	queue   fifo      // submitted tasks
-	later   fifo      // requeued tasks: served after queue, but at least one in laterEvery
-	skipped int       // tasks taken from queue while later was waiting
-	idle    []*worker // parked workers, most recently parked last
-	workers int       // running workers
-	closed  bool
-	done    sync.WaitGroup
+	mu       sync.Mutex
+	queue    fifo      // submitted tasks
+	later    fifo      // requeued tasks: served after queue, but at least one in laterEvery
+	skipped  int       // tasks taken from queue while later was waiting
+	laterOn  int       // workers running a requeued task now
+	laterMax int       // at most this many workers run requeued tasks at once
+	idle     []*worker // parked workers, most recently parked last
+	workers  int       // running workers
+	closed   bool
+	done     sync.WaitGroup
 }
 
 type worker struct {
-	wake chan Task // capacity 1: a task handed over, or nil when the pool closes
+	wake  chan Task // capacity 1: a task handed over, or nil when the pool closes
+	later bool      // running a requeued task; guarded by Pool.mu
 }
 
 // New returns a pool that runs at most maxWorkers tasks at once (at least 1) and lets a
@@ -61,6 +67,7 @@ func New(maxWorkers int, idleTimeout time.Duration) *Pool {
 	return &Pool{
 		maxWorkers:  maxWorkers,
 		eager:       min(maxWorkers, 4*runtime.GOMAXPROCS(0)),
+		laterMax:    max(1, runtime.GOMAXPROCS(0)-1),
 		idleTimeout: idleTimeout,
 	}
 }
@@ -74,8 +81,13 @@ func (p *Pool) Submit(t Task) bool { return p.submit(t, &p.queue) }
 // Requeue schedules t, a task that ran its turn and has more to do, behind the tasks
 // submitted with Submit: those became ready while it ran (a client's request, say) and
 // should not wait for a turn of every busy task. One task in laterEvery is taken from the
-// requeued ones while both kinds wait, so requeued tasks are slowed, never starved. It
-// reports false, without running t, once the pool is closed.
+// requeued ones while both kinds wait, so requeued tasks are slowed, never starved. And at
+// most GOMAXPROCS-1 workers (at least one) run requeued tasks at once, not counting
+// workers blocked in a callback: tasks that always have more to do (clients that keep
+// their sockets full) share those cores and leave one to the rest, so the poller and
+// fresh tasks find a CPU at once instead of waiting for the Go scheduler to preempt a busy
+// worker. Requeue is meant to be called from t's own Run. It reports false, without
+// running t, once the pool is closed.
 func (p *Pool) Requeue(t Task) bool { return p.submit(t, &p.later) }
 
 // laterEvery: while both queues have tasks, every laterEvery-th task run is a requeued one.
@@ -86,6 +98,17 @@ func (p *Pool) submit(t Task, q *fifo) bool {
 	if p.closed {
 		p.mu.Unlock()
 		return false
+	}
+	if q == &p.later {
+		// Requeue is normally called from the task's own Run: the worker running it asks
+		// for its next task right after, so nothing needs waking.
+		q.push(t)
+		p.laterQueued.Add(1)
+		if len(p.idle) == p.workers {
+			p.kickLaterLocked() // no worker is running a task: the caller is not one
+		}
+		p.mu.Unlock()
+		return true
 	}
 	if n := len(p.idle); n > 0 {
 		w := p.idle[n-1]
@@ -110,11 +133,16 @@ func (p *Pool) submit(t Task, q *fifo) bool {
 	return true
 }
 
-func (p *Pool) startLocked(t Task) {
+// startLocked starts a worker that runs t (if not nil) first.
+func (p *Pool) startLocked(t Task) { p.startWorkerLocked(newWorker(), t) }
+
+func (p *Pool) startWorkerLocked(w *worker, t Task) {
 	p.workers++
 	p.done.Add(1)
-	go p.work(t)
+	go p.work(w, t)
 }
+
+func newWorker() *worker { return &worker{wake: make(chan Task, 1)} }
 
 // checkStall runs while tasks wait: if none finished since the last check and every
 // worker is inside a task, the workers are all blocked and the pool doubles them (up to
@@ -140,8 +168,54 @@ func (p *Pool) checkStall() {
 
 // Block marks the calling task as entering code that may block (a user's callback); the
 // task must call Unblock when it leaves that code. Only while every worker is so marked
-// and no task finishes does the pool grow past its eager size.
-func (p *Pool) Block() { p.blocked.Add(1) }
+// and no task finishes does the pool grow past its eager size. A blocked worker uses no
+// CPU, so it does not count against the requeued tasks' share: if one waits, a worker
+// takes it up now.
+func (p *Pool) Block() {
+	p.blocked.Add(1)
+	if p.laterQueued.Load() > 0 {
+		p.kickLater()
+	}
+}
+
+// kickLater hands a waiting requeued task to an idle or new worker if the requeued tasks'
+// share allows one more.
+func (p *Pool) kickLater() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.kickLaterLocked()
+}
+
+func (p *Pool) kickLaterLocked() {
+	if p.closed || p.later.len() == 0 || !p.laterSlotLocked() {
+		return
+	}
+	if n := len(p.idle); n > 0 {
+		w := p.idle[n-1]
+		p.idle[n-1] = nil
+		p.idle = p.idle[:n-1]
+		w.wake <- p.popLaterLocked(w)
+		return
+	}
+	if p.workers < p.maxWorkers {
+		w := newWorker()
+		p.startWorkerLocked(w, p.popLaterLocked(w))
+	}
+}
+
+// laterSlotLocked reports whether one more worker may run a requeued task: fewer than
+// laterMax do, not counting workers blocked in a callback (they use no CPU).
+func (p *Pool) laterSlotLocked() bool {
+	return p.laterOn < p.laterMax+int(p.blocked.Load())
+}
+
+// popLaterLocked takes the oldest requeued task for w.
+func (p *Pool) popLaterLocked(w *worker) Task {
+	p.laterOn++
+	w.later = true
+	p.laterQueued.Add(-1)
+	return p.later.pop()
+}
 
 // Unblock ends what Block began.
 func (p *Pool) Unblock() { p.blocked.Add(-1) }
@@ -180,9 +254,8 @@ func (p *Pool) Close() {
 	p.done.Wait()
 }
 
-func (p *Pool) work(t Task) {
+func (p *Pool) work(w *worker, t Task) {
 	defer p.done.Done()
-	w := &worker{wake: make(chan Task, 1)}
 	timer := time.NewTimer(p.idleTimeout)
 	defer timer.Stop()
 	for {
@@ -219,9 +292,13 @@ func (p *Pool) work(t Task) {
 func (p *Pool) next(w *worker) Task {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.later.len() > 0 && (p.queue.len() == 0 || p.skipped >= laterEvery-1) {
+	if w.later {
+		w.later = false
+		p.laterOn--
+	}
+	if p.later.len() > 0 && p.laterSlotLocked() && (p.queue.len() == 0 || p.skipped >= laterEvery-1) {
 		p.skipped = 0
-		return p.later.pop()
+		return p.popLaterLocked(w)
 	}
 	if p.queue.len() > 0 {
 		if p.later.len() > 0 {

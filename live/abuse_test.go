@@ -414,7 +414,7 @@ func TestShutdownWindowSpreadsCloses(t *testing.T) {
 	for range n {
 		c := recv(t, got, "a close")
 		if c.code != 1012 {
-			t.Fatalf("close code %d, want 1012", c.code)
+			t.Fatalf("close code %d, want 1012 (closed %+v)", c.code, srv.Stats().Closed)
 		}
 		times = append(times, c.at)
 	}

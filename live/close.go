@@ -112,6 +112,21 @@ func (s *Session) closeStarted() {
 
 // closeSocket closes the session's descriptor: through its net.Conn when it kept one (the
 // portable path, or a descriptor that could not be detached), directly otherwise.
+// sendCloseNow writes a close frame to a session that never became visible, without
+// waiting: on the portable path with a short deadline, on a polled socket only what the
+// socket takes at once.
+func (s *Session) sendCloseNow(code ws.StatusCode, text string) {
+	cf := closeFrame(code, text)
+	defer cf.Release()
+	switch {
+	case s.fd >= 0:
+		_, _ = writeAll(int(s.fd), cf.B)
+	case s.conn != nil:
+		_ = s.conn.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
+		_, _ = s.conn.Write(cf.B)
+	}
+}
+
 func (s *Session) closeSocket() {
 	if s.conn != nil {
 		_ = s.conn.Close()

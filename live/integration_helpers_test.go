@@ -102,6 +102,7 @@ func closeCode(t testing.TB, c *websocket.Conn) int {
 		var ce *websocket.CloseError
 		if errors.As(err, &ce) {
 			if ce.Code == websocket.CloseAbnormalClosure {
+				t.Logf("abnormal closure: %v", err)
 				return -1 // gorilla's name for EOF without a close frame
 			}
 			return ce.Code

@@ -8,8 +8,11 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/gobwas/ws"
 
 	"github.com/livepoll/livepoll/pool"
 )
@@ -126,10 +129,16 @@ func (srv *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 
 	upgraded = true // add takes over the admission
+	if hook := testHookBeforeAdd.Load(); hook != nil {
+		(*hook)()
+	}
 	if !srv.add(s) {
+		// The server closed after the 101 went out: the client is upgraded and is owed a
+		// close frame, not a bare EOF (a best-effort write; nothing waits for its reply).
 		if s.registered {
 			_ = srv.eng.poll.Remove(s.token)
 		}
+		s.sendCloseNow(ws.StatusCode(srv.opts.ShutdownCode), "server shutting down")
 		s.closeSocket()
 		return
 	}
@@ -143,6 +152,9 @@ func (srv *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	// readiness resumes after the first read that returns EAGAIN.
 	s.raise(workRead | workDrain)
 }
+
+// testHookBeforeAdd, if set (tests only), runs between the 101 response and add.
+var testHookBeforeAdd atomic.Pointer[func()]
 
 // keepalive starts the keepalive checks of a new session.
 func (srv *Server) keepalive(s *Session) {

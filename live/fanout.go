@@ -31,6 +31,7 @@ var deferredFanouts atomic.Uint64
 
 // flushBatch is a pool task that flushes the queues of up to fanoutBatch sessions.
 type flushBatch struct {
+	srv      *Server
 	n        int
 	sessions [fanoutBatch]*Session
 }
@@ -38,10 +39,15 @@ type flushBatch struct {
 var flushBatches = sync.Pool{New: func() any { return new(flushBatch) }}
 
 func (b *flushBatch) Run() {
-	for _, s := range b.sessions[:b.n] {
-		s.flush()
+	if r := b.srv.eng.rings.get(b.srv); r != nil {
+		b.srv.eng.rings.put(r, b.flushRing(r))
+	} else {
+		for _, s := range b.sessions[:b.n] {
+			s.flush()
+		}
 	}
 	clear(b.sessions[:b.n])
+	b.srv = nil
 	b.n = 0
 	flushBatches.Put(b)
 }
@@ -62,6 +68,7 @@ func (srv *Server) deliverAll(subs []*Session, f *pool.Shared) {
 		}
 		if b == nil {
 			b = flushBatches.Get().(*flushBatch)
+			b.srv = srv
 		}
 		b.sessions[b.n] = s
 		if b.n++; b.n == fanoutBatch {

@@ -8,12 +8,35 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/livepoll/livepoll/internal/uring"
 )
 
 // A topic large enough to be written by pool workers: every subscriber gets every message
 // of a sequential publisher once and in order, though Publish returns before the writes.
 func TestParallelFanoutKeepsOrder(t *testing.T) {
+	ringBefore := ringFlushes.Load()
 	fanoutInOrder(t, Options{QueueSize: 48}, 40)
+	r, err := uring.New(1)
+	if err != nil {
+		t.Logf("io_uring unavailable here (%v): batches used writev", err)
+		return
+	}
+	r.Close()
+	if ringFlushes.Load() == ringBefore {
+		t.Fatal("io_uring is available but no batch went through a ring")
+	}
+}
+
+// The same with io_uring off: batches write with writev.
+func TestParallelFanoutKeepsOrderWithWritev(t *testing.T) {
+	noRing.Store(true)
+	defer noRing.Store(false)
+	ringBefore := ringFlushes.Load()
+	fanoutInOrder(t, Options{QueueSize: 48}, 40)
+	if ringFlushes.Load() != ringBefore {
+		t.Fatal("a batch went through a ring with io_uring turned off")
+	}
 }
 
 // Frames of a large fan-out wait in the queues for a pool worker. With one worker (and a

@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"runtime"
 	"slices"
 	"sync"
 	"time"
@@ -57,6 +58,8 @@ type engine struct {
 	pool *pool.Pool
 	stop chan struct{}
 	done chan struct{} // the sweeper exited
+	// rings lend io_uring rings to fan-out flush batches (live/fanout_ring.go).
+	rings ringPool
 }
 
 // New returns a server configured by opts.
@@ -158,6 +161,7 @@ func (srv *Server) start() error {
 		stop: make(chan struct{}),
 		done: make(chan struct{}),
 	}
+	srv.eng.rings.max = 4 * runtime.GOMAXPROCS(0) // one per eager worker (pool.New)
 	go srv.sweep()
 	return nil
 }
@@ -399,6 +403,7 @@ func (srv *Server) stop() {
 			close(srv.eng.stop)
 			<-srv.eng.done
 			srv.eng.pool.Close()
+			srv.eng.rings.close()
 			if srv.eng.poll != nil {
 				_ = srv.eng.poll.Close()
 			}

@@ -1,0 +1,267 @@
+//go:build linux
+
+package uring
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"sync/atomic"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// MaxBufs is the most buffers one send carries; a caller with more sends the rest itself.
+const MaxBufs = 8
+
+// Kernel ABI (include/uapi/linux/io_uring.h).
+const (
+	opSendmsg             = 9
+	offSQRing             = 0
+	offCQRing             = 0x8000000
+	offSQEs               = 0x10000000
+	enterGetEvents        = 1 << 0
+	featSingleMmap        = 1 << 0
+	sqeSize               = 64
+	cqeSize               = 16
+	sqOffHead             = 0
+	sqOffTail             = 1
+	sqOffMask             = 2
+	sqOffArray            = 6
+	cqOffHead             = 0
+	cqOffTail             = 1
+	cqOffMask             = 2
+	cqOffCQEs             = 5
+	sendFlags      uint32 = unix.MSG_DONTWAIT | unix.MSG_NOSIGNAL
+)
+
+type params struct {
+	sqEntries, cqEntries, flags, sqThreadCPU, sqThreadIdle, features, wqFd uint32
+	resv                                                                   [3]uint32
+	sqOff                                                                  [10]uint32
+	cqOff                                                                  [10]uint32
+}
+
+type sqe struct {
+	opcode   uint8
+	flags    uint8
+	ioprio   uint16
+	fd       int32
+	off      uint64
+	addr     uint64
+	len      uint32
+	msgFlags uint32
+	userData uint64
+	bufIndex uint16
+	pers     uint16
+	fileIdx  int32
+	addr3    uint64
+	pad      uint64
+}
+
+type cqe struct {
+	userData uint64
+	res      int32
+	flags    uint32
+}
+
+// Ring is one io_uring with room for Size sends per Submit. It is not safe for concurrent
+// use: give each goroutine its own.
+type Ring struct {
+	fd      int
+	ring    []byte // the SQ and CQ rings (one mapping with IORING_FEAT_SINGLE_MMAP)
+	cqRing  []byte // the CQ ring when the kernel maps it separately
+	sqesMem []byte
+
+	sqHead, sqTail, sqMask *uint32
+	sqes                   []sqe
+	cqHead, cqTail         *uint32
+	cqMask                 uint32
+	cqes                   []cqe
+
+	size   int
+	n      int  // sends prepared since the last Submit
+	failed bool // io_uring_enter failed: the ring's state is unknown, it takes no more sends
+	msgs   []unix.Msghdr
+	iovs   []unix.Iovec // MaxBufs per send
+}
+
+// New returns a ring for up to size sends per Submit.
+func New(size int) (*Ring, error) {
+	if size < 1 || size > 4096 {
+		return nil, fmt.Errorf("uring: size %d out of range 1..4096", size)
+	}
+	var p params
+	fd, _, errno := unix.Syscall(unix.SYS_IO_URING_SETUP, uintptr(size), uintptr(unsafe.Pointer(&p)), 0)
+	if errno != 0 {
+		return nil, os.NewSyscallError("io_uring_setup", errno)
+	}
+	r := &Ring{fd: int(fd), size: size}
+	if err := r.mapRings(&p); err != nil {
+		r.Close()
+		return nil, err
+	}
+	r.msgs = make([]unix.Msghdr, size)
+	r.iovs = make([]unix.Iovec, size*MaxBufs)
+	return r, nil
+}
+
+func (r *Ring) mapRings(p *params) error {
+	if p.sqEntries < uint32(r.size) || p.cqEntries < uint32(r.size) {
+		return errors.New("uring: the kernel gave smaller rings than asked")
+	}
+	sqLen := int(p.sqOff[sqOffArray] + p.sqEntries*4)
+	cqLen := int(p.cqOff[cqOffCQEs] + p.cqEntries*cqeSize)
+	single := p.features&featSingleMmap != 0
+	if single {
+		sqLen = max(sqLen, cqLen)
+	}
+	var err error
+	if r.ring, err = mmap(r.fd, offSQRing, sqLen); err != nil {
+		return err
+	}
+	cq := r.ring
+	if !single {
+		if r.cqRing, err = mmap(r.fd, offCQRing, cqLen); err != nil {
+			return err
+		}
+		cq = r.cqRing
+	}
+	if r.sqesMem, err = mmap(r.fd, offSQEs, int(p.sqEntries)*sqeSize); err != nil {
+		return err
+	}
+	sq := unsafe.Pointer(&r.ring[0])
+	r.sqHead = (*uint32)(unsafe.Add(sq, p.sqOff[sqOffHead]))
+	r.sqTail = (*uint32)(unsafe.Add(sq, p.sqOff[sqOffTail]))
+	r.sqMask = (*uint32)(unsafe.Add(sq, p.sqOff[sqOffMask]))
+	// The index array maps ring slots to SQEs; the identity map is set once.
+	array := unsafe.Slice((*uint32)(unsafe.Add(sq, p.sqOff[sqOffArray])), p.sqEntries)
+	for i := range array {
+		array[i] = uint32(i)
+	}
+	r.sqes = unsafe.Slice((*sqe)(unsafe.Pointer(&r.sqesMem[0])), p.sqEntries)
+	cqp := unsafe.Pointer(&cq[0])
+	r.cqHead = (*uint32)(unsafe.Add(cqp, p.cqOff[cqOffHead]))
+	r.cqTail = (*uint32)(unsafe.Add(cqp, p.cqOff[cqOffTail]))
+	r.cqMask = *(*uint32)(unsafe.Add(cqp, p.cqOff[cqOffMask]))
+	r.cqes = unsafe.Slice((*cqe)(unsafe.Add(cqp, p.cqOff[cqOffCQEs])), p.cqEntries)
+	return nil
+}
+
+func mmap(fd int, off int64, n int) ([]byte, error) {
+	b, err := unix.Mmap(fd, off, n, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED|unix.MAP_POPULATE)
+	if err != nil {
+		return nil, os.NewSyscallError("mmap", err)
+	}
+	return b, nil
+}
+
+// Close releases the ring.
+func (r *Ring) Close() error {
+	for _, b := range [][]byte{r.sqesMem, r.cqRing, r.ring} {
+		if b != nil {
+			_ = unix.Munmap(b)
+		}
+	}
+	r.sqesMem, r.cqRing, r.ring = nil, nil, nil
+	if r.fd >= 0 {
+		err := unix.Close(r.fd)
+		r.fd = -1
+		return err
+	}
+	return nil
+}
+
+// Size is how many sends fit in one Submit.
+func (r *Ring) Size() int { return r.size }
+
+// Prepare queues a send of bufs (at most MaxBufs of them; the rest are ignored, and so are
+// empty ones) to fd and returns its index in the results of the next Submit. It returns -1
+// when the ring is full. The buffers must stay unchanged until Submit returns.
+func (r *Ring) Prepare(fd int, bufs [][]byte) int {
+	if r.n == r.size || r.failed {
+		return -1
+	}
+	i := r.n
+	iov := r.iovs[i*MaxBufs : i*MaxBufs+MaxBufs]
+	k := 0
+	for _, b := range bufs {
+		if k == MaxBufs {
+			break
+		}
+		if len(b) == 0 {
+			continue
+		}
+		iov[k].Base = &b[0]
+		iov[k].SetLen(len(b))
+		k++
+	}
+	m := &r.msgs[i]
+	*m = unix.Msghdr{}
+	if k > 0 {
+		m.Iov = &iov[0]
+	}
+	m.SetIovlen(k)
+	tail := atomic.LoadUint32(r.sqTail)
+	r.sqes[(tail+uint32(i))&*r.sqMask] = sqe{
+		opcode:   opSendmsg,
+		fd:       int32(fd),
+		addr:     uint64(uintptr(unsafe.Pointer(m))),
+		len:      1,
+		msgFlags: sendFlags,
+		userData: uint64(i),
+	}
+	r.n++
+	return i
+}
+
+// Submit sends everything prepared with one io_uring_enter (more only if interrupted) and
+// stores each send's result in res by index: bytes written, or a negated errno
+// (-EAGAIN: the socket's buffer is full). len(res) must be at least the number prepared.
+// An error means the ring failed as a whole: res is then not valid, the caller writes
+// those sockets itself, and the ring takes no more sends (Close it).
+func (r *Ring) Submit(res []int32) error {
+	n := r.n
+	if n == 0 {
+		return nil
+	}
+	tail := atomic.LoadUint32(r.sqTail)
+	atomic.StoreUint32(r.sqTail, tail+uint32(n)) // publishes the SQEs written above
+	for waitFor := n; waitFor > 0; {
+		// The kernel's head says how many entries it has taken, even after an EINTR.
+		toSubmit := atomic.LoadUint32(r.sqTail) - atomic.LoadUint32(r.sqHead)
+		_, _, errno := unix.Syscall6(unix.SYS_IO_URING_ENTER, uintptr(r.fd), uintptr(toSubmit), uintptr(waitFor), enterGetEvents, 0, 0)
+		waitFor -= r.reap(res)
+		if errno != 0 && errno != unix.EINTR {
+			r.failed = true
+			r.discard()
+			return os.NewSyscallError("io_uring_enter", errno)
+		}
+	}
+	r.discard()
+	return nil
+}
+
+// discard forgets the prepared sends and the references to the caller's buffers.
+func (r *Ring) discard() {
+	clear(r.iovs[:r.n*MaxBufs])
+	clear(r.msgs[:r.n])
+	r.n = 0
+}
+
+// reap copies completed results to res and reports how many there were.
+func (r *Ring) reap(res []int32) int {
+	head := atomic.LoadUint32(r.cqHead)
+	tail := atomic.LoadUint32(r.cqTail)
+	k := 0
+	for ; head != tail; head++ {
+		c := &r.cqes[head&r.cqMask]
+		if i := int(c.userData); i < len(res) {
+			res[i] = c.res
+		}
+		k++
+	}
+	atomic.StoreUint32(r.cqHead, head)
+	return k
+}

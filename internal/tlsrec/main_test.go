@@ -121,7 +121,7 @@ func (p *testPKI) clientConfig() *tls.Config {
 // result is what the server side of the harness saw.
 type result struct {
 	conn  *Conn
-	err   error  // the handshake's, or the first error of Open or the socket
+	err   error // the handshake's, or the first error of Open or the socket
 	state tls.ConnectionState
 	// The Conn's sequence numbers right after the takeover.
 	firstRead, firstWrite uint64

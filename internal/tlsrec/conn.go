@@ -140,8 +140,8 @@ func (c *Conn) CipherSuite() uint16 { return c.suite.id }
 
 // Pending reports whether the write side owes the peer a record that Open caused: the
 // answer to a KeyUpdate, a close_notify after the peer's, or an alert after bad input.
-// Seal sends it first; when nothing else is to be sent, call SealPending. Safe for
-// concurrent use.
+// Call SealPending after Open whenever it is true (Seal sends only the KeyUpdate).
+// Safe for concurrent use.
 func (c *Conn) Pending() bool { return c.pending.Load() != 0 }
 
 // Overhead is the most a record adds to the plaintext it carries.
@@ -167,11 +167,13 @@ func (c *Conn) SealedLen(n int) int {
 
 // Seal appends p to dst as application-data records of at most 16 KiB of plaintext each
 // and returns the extended slice; with cap(dst)-len(dst) >= SealedLen(len(p)) it does not
-// allocate. p must not overlap dst's spare capacity. Pending control records go first.
-// After SealClose, or once a fatal alert went out, it returns ErrClosed.
+// allocate. p must not overlap dst's spare capacity. A KeyUpdate owed to the peer goes
+// first (RFC 8446 4.6.3); an owed alert waits for SealPending, so data answering what
+// Open returned before its error can still go out ahead of it. After SealClose, or once
+// a fatal alert went out, Seal returns ErrClosed.
 func (c *Conn) Seal(dst, p []byte) ([]byte, error) {
-	if c.pending.Load() != 0 {
-		dst = c.SealPending(dst)
+	if c.pending.Load()&pendKeyUpdate != 0 && c.pending.And(^pendKeyUpdate)&pendKeyUpdate != 0 {
+		dst, _ = c.SealKeyUpdate(dst, false)
 	}
 	if c.closed {
 		return dst, ErrClosed

@@ -16,14 +16,22 @@ type keyCapture struct {
 }
 
 func (k keyCapture) Write(line []byte) (int, error) {
-	label, rest, _ := bytes.Cut(bytes.TrimSpace(line), []byte(" "))
-	random, secretHex, _ := bytes.Cut(rest, []byte(" "))
-	secret := make([]byte, hex.DecodedLen(len(secretHex)))
-	if _, err := hex.Decode(secret, secretHex); err == nil && len(secret) <= 48 {
-		k.h.keyLogged(string(label), random, secret)
+	if label, random, secret, ok := parseKeyLogLine(line); ok {
+		k.h.keyLogged(label, random, secret)
 	}
 	if k.next != nil {
 		return k.next.Write(line)
 	}
 	return len(line), nil
+}
+
+// parseKeyLogLine splits an NSS key log line; random stays hex.
+func parseKeyLogLine(line []byte) (label string, random, secret []byte, ok bool) {
+	l, rest, _ := bytes.Cut(bytes.TrimSpace(line), []byte(" "))
+	random, secretHex, _ := bytes.Cut(rest, []byte(" "))
+	secret = make([]byte, hex.DecodedLen(len(secretHex)))
+	if _, err := hex.Decode(secret, secretHex); err != nil || len(secret) == 0 || len(secret) > 48 {
+		return "", nil, nil, false
+	}
+	return string(l), random, secret, true
 }

@@ -143,52 +143,9 @@ func (c *Conn) fail(err error) error {
 
 // openRecord decrypts one whole record in place and acts on its content.
 func (c *Conn) openRecord(dst, rec []byte) ([]byte, error) {
-	s, r := c.suite, &c.in
-	typ, body := rec[0], rec[headerLen:]
-	var plain []byte
-	var err error
-	if s.tls13 {
-		if typ != typeApplicationData {
-			return dst, localAlert(alertUnexpectedMessage, ErrUnexpectedMessage)
-		}
-		plain, err = r.aead.Open(body[:0], r.nonceFor(s, r.seq, nil), body, rec[:headerLen])
-		if err != nil {
-			return dst, localAlert(alertBadRecordMAC, ErrBadRecordMAC)
-		}
-		r.seq++
-		if len(plain) > maxPlaintext+1 {
-			return dst, localAlert(alertRecordOverflow, ErrRecordOverflow)
-		}
-		// The real type is the last non-zero byte; zeros after it are padding.
-		i := len(plain) - 1
-		for i >= 0 && plain[i] == 0 {
-			i--
-		}
-		if i < 0 {
-			return dst, localAlert(alertUnexpectedMessage, ErrUnexpectedMessage)
-		}
-		typ, plain = plain[i], plain[:i]
-	} else {
-		if typ != typeApplicationData && typ != typeAlert && typ != typeHandshake {
-			return dst, localAlert(alertUnexpectedMessage, ErrUnexpectedMessage)
-		}
-		explicit := 0
-		if s.explicitNonce() {
-			explicit = 8
-		}
-		if len(body) < explicit+tagLen {
-			return dst, localAlert(alertBadRecordMAC, ErrBadRecordMAC)
-		}
-		nonce := r.nonceFor(s, r.seq, body[:explicit])
-		ct := body[explicit:]
-		plain, err = r.aead.Open(ct[:0], nonce, ct, r.aad12(r.seq, typ, len(ct)-tagLen))
-		if err != nil {
-			return dst, localAlert(alertBadRecordMAC, ErrBadRecordMAC)
-		}
-		r.seq++
-		if len(plain) > maxPlaintext {
-			return dst, localAlert(alertRecordOverflow, ErrRecordOverflow)
-		}
+	typ, plain, err := c.decrypt(rec)
+	if err != nil {
+		return dst, err
 	}
 	if typ != typeHandshake && (c.hsN > 0 || c.hsSkip > 0) {
 		// A handshake message must not be interleaved with other records.
@@ -283,3 +240,56 @@ func (c *Conn) handshakeMessage(p []byte) error {
 	}
 	return nil
 }
+
+// decrypt opens one whole record in place: its content type and plaintext.
+func (c *Conn) decrypt(rec []byte) (uint8, []byte, error) {
+	s, r := c.suite, &c.in
+	typ, body := rec[0], rec[headerLen:]
+	var plain []byte
+	var err error
+	if s.tls13 {
+		if typ != typeApplicationData {
+			return 0, nil, localAlert(alertUnexpectedMessage, ErrUnexpectedMessage)
+		}
+		plain, err = r.aead.Open(body[:0], r.nonceFor(s, r.seq, nil), body, rec[:headerLen])
+		if err != nil {
+			return 0, nil, localAlert(alertBadRecordMAC, ErrBadRecordMAC)
+		}
+		r.seq++
+		if len(plain) > maxPlaintext+1 {
+			return 0, nil, localAlert(alertRecordOverflow, ErrRecordOverflow)
+		}
+		// The real type is the last non-zero byte; zeros after it are padding.
+		i := len(plain) - 1
+		for i >= 0 && plain[i] == 0 {
+			i--
+		}
+		if i < 0 {
+			return 0, nil, localAlert(alertUnexpectedMessage, ErrUnexpectedMessage)
+		}
+		typ, plain = plain[i], plain[:i]
+	} else {
+		if typ != typeApplicationData && typ != typeAlert && typ != typeHandshake {
+			return 0, nil, localAlert(alertUnexpectedMessage, ErrUnexpectedMessage)
+		}
+		explicit := 0
+		if s.explicitNonce() {
+			explicit = 8
+		}
+		if len(body) < explicit+tagLen {
+			return 0, nil, localAlert(alertBadRecordMAC, ErrBadRecordMAC)
+		}
+		nonce := r.nonceFor(s, r.seq, body[:explicit])
+		ct := body[explicit:]
+		plain, err = r.aead.Open(ct[:0], nonce, ct, r.aad12(r.seq, typ, len(ct)-tagLen))
+		if err != nil {
+			return 0, nil, localAlert(alertBadRecordMAC, ErrBadRecordMAC)
+		}
+		r.seq++
+		if len(plain) > maxPlaintext {
+			return 0, nil, localAlert(alertRecordOverflow, ErrRecordOverflow)
+		}
+	}
+	return typ, plain, nil
+}
+

@@ -1,0 +1,378 @@
+package tlsrec
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"crypto/tls"
+	"encoding/hex"
+	"errors"
+	"io"
+	"testing"
+)
+
+func suiteName(s *suite) string { return tls.CipherSuiteName(s.id) }
+
+func TestSealOpenEverySuite(t *testing.T) {
+	sizes := []int{0, 1, 100, maxPlaintext - 1, maxPlaintext, maxPlaintext + 1, 50000}
+	for _, s := range suites {
+		t.Run(suiteName(s), func(t *testing.T) {
+			t.Parallel()
+			server, client := pair(t, s)
+			for _, n := range sizes {
+				msg := bytes.Repeat([]byte{byte(n)}, n)
+				// Server to client, into a buffer sized by SealedLen: no growth.
+				buf := make([]byte, 0, server.SealedLen(n))
+				rec, err := server.Seal(buf, msg)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(rec) != server.SealedLen(n) || &rec[0] != &buf[:1][0] {
+					t.Fatalf("%d bytes: sealed %d, SealedLen %d, or the buffer was not used", n, len(rec), server.SealedLen(n))
+				}
+				got, err := client.Open(nil, rec)
+				if err != nil || !bytes.Equal(got, msg) {
+					t.Fatalf("%d bytes server→client: %v, %d bytes back", n, err, len(got))
+				}
+				// Client to server.
+				rec, _ = client.Seal(nil, msg)
+				got, err = server.Open(nil, rec)
+				if err != nil || !bytes.Equal(got, msg) {
+					t.Fatalf("%d bytes client→server: %v, %d bytes back", n, err, len(got))
+				}
+			}
+		})
+	}
+}
+
+// clientStream is what a client may send: data, an empty record, a longer message, a
+// KeyUpdate (TLS 1.3), more data, close_notify. want is its application data.
+func clientStream(c *Conn) (stream, want []byte) {
+	add := func(b []byte) { stream = append(stream, b...) }
+	rec, _ := c.Seal(nil, []byte("hello"))
+	add(rec)
+	add(sealMsg(c, typeApplicationData, nil))
+	big := bytes.Repeat([]byte("0123456789abcdef"), 40)
+	rec, _ = c.Seal(nil, big)
+	add(rec)
+	if c.suite.tls13 {
+		rec, _ = c.SealKeyUpdate(nil, true)
+		add(rec)
+	}
+	rec, _ = c.Seal(nil, []byte("after"))
+	add(rec)
+	add(c.SealClose(nil))
+	return stream, append(append([]byte("hello"), big...), "after"...)
+}
+
+// TestOpenSplitEverywhere feeds the same stream split in two at every byte, and one byte
+// at a time: the plaintext, the end and the owed records never depend on the split.
+func TestOpenSplitEverywhere(t *testing.T) {
+	for _, s := range suites {
+		t.Run(suiteName(s), func(t *testing.T) {
+			t.Parallel()
+			_, client, again := pairAgain(t, s)
+			stream, want := clientStream(client)
+			check := func(name string, server *Conn, got []byte, err error) {
+				t.Helper()
+				if err != io.EOF || !bytes.Equal(got, want) {
+					t.Fatalf("%s: %v, %d of %d bytes", name, err, len(got), len(want))
+				}
+				if server.partial != nil {
+					t.Fatalf("%s: a buffer is held after the last record", name)
+				}
+				if !server.Pending() {
+					t.Fatalf("%s: no close_notify owed", name)
+				}
+			}
+			for i := 0; i <= len(stream); i++ {
+				server := again()
+				in := append([]byte(nil), stream...) // Open decrypts in place
+				got, err := server.Open(nil, in[:i])
+				if err == nil {
+					got, err = server.Open(got, in[i:])
+				}
+				check("split at "+string(rune('0'+i%10)), server, got, err)
+			}
+			server := again()
+			in := append([]byte(nil), stream...)
+			var got []byte
+			var err error
+			for i := range in {
+				if got, err = server.Open(got, in[i:i+1]); err != nil {
+					break
+				}
+				if held := server.partial != nil; held != (i+1 < len(in) && !endsRecord(in, i+1)) {
+					t.Fatalf("byte %d: buffer held = %v", i, held)
+				}
+			}
+			check("byte by byte", server, got, err)
+		})
+	}
+}
+
+// endsRecord reports whether a record of stream ends exactly at offset n.
+func endsRecord(stream []byte, n int) bool {
+	for off := 0; off < n; off += headerLen + recordLen(stream[off:]) {
+		if off+headerLen+recordLen(stream[off:]) == n {
+			return true
+		}
+	}
+	return false
+}
+
+// protocolCase is one input a client may send after the handshake, and what the server
+// must do: the application data delivered before the end, the error (nil: none), and the
+// alert owed to the client (-1: none).
+type protocolCase struct {
+	name  string
+	tls13 bool
+	tls12 bool
+	input func(c *Conn) []byte
+	data  string
+	err   error
+	alert int
+	level uint8
+}
+
+func header(typ uint8, vers uint16, n int) []byte {
+	return []byte{typ, byte(vers >> 8), byte(vers), byte(n >> 8), byte(n)}
+}
+
+var protocolCases = []protocolCase{
+	{name: "oversize record header (1.3)", tls13: true, input: func(c *Conn) []byte { return header(23, 0x0303, maxCipher13+1) }, err: ErrRecordOverflow, alert: int(alertRecordOverflow)},
+	{name: "oversize record header (1.2)", tls12: true, input: func(c *Conn) []byte { return header(23, 0x0303, maxCipher12+1) }, err: ErrRecordOverflow, alert: int(alertRecordOverflow)},
+	{name: "oversize plaintext (1.3)", tls13: true, input: func(c *Conn) []byte {
+		return sealMsg(c, typeApplicationData, make([]byte, maxPlaintext+1))
+	}, err: ErrRecordOverflow, alert: int(alertRecordOverflow)},
+	{name: "oversize plaintext (1.2)", tls12: true, input: func(c *Conn) []byte {
+		return sealMsg(c, typeApplicationData, make([]byte, maxPlaintext+1))
+	}, err: ErrRecordOverflow, alert: int(alertRecordOverflow)},
+	{name: "garbage body", tls13: true, tls12: true, input: func(c *Conn) []byte {
+		return append(header(23, 0x0303, 40), bytes.Repeat([]byte{0x5a}, 40)...)
+	}, err: ErrBadRecordMAC, alert: int(alertBadRecordMAC)},
+	{name: "body shorter than a tag", tls13: true, tls12: true, input: func(c *Conn) []byte {
+		return append(header(23, 0x0303, 3), 1, 2, 3)
+	}, err: ErrBadRecordMAC, alert: int(alertBadRecordMAC)},
+	{name: "flipped bit after good data", tls13: true, tls12: true, input: func(c *Conn) []byte {
+		good, _ := c.Seal(nil, []byte("ok"))
+		bad, _ := c.Seal(nil, []byte("tampered"))
+		bad[len(bad)-1] ^= 1
+		return append(good, bad...)
+	}, data: "ok", err: ErrBadRecordMAC, alert: int(alertBadRecordMAC)},
+	{name: "replayed record", tls13: true, tls12: true, input: func(c *Conn) []byte {
+		rec, _ := c.Seal(nil, []byte("once"))
+		return append(rec, rec...)
+	}, data: "once", err: ErrBadRecordMAC, alert: int(alertBadRecordMAC)},
+	{name: "wrong record version", tls13: true, tls12: true, input: func(c *Conn) []byte { return header(23, 0x0301, 20) }, err: ErrUnexpectedMessage, alert: int(alertProtocolVersion)},
+	{name: "plaintext handshake record (1.3)", tls13: true, input: func(c *Conn) []byte {
+		return append(header(22, 0x0303, 4), msgKeyUpdate, 0, 0, 1)
+	}, err: ErrUnexpectedMessage, alert: int(alertUnexpectedMessage)},
+	{name: "change_cipher_spec (1.2)", tls12: true, input: func(c *Conn) []byte { return append(header(20, 0x0303, 1), 1) }, err: ErrUnexpectedMessage, alert: int(alertUnexpectedMessage)},
+	{name: "no content type (1.3)", tls13: true, input: func(c *Conn) []byte { return sealRaw(c, 23, make([]byte, 10)) }, err: ErrUnexpectedMessage, alert: int(alertUnexpectedMessage)},
+	{name: "unknown content type", tls13: true, input: func(c *Conn) []byte { return sealMsg(c, 99, []byte("x")) }, err: ErrUnexpectedMessage, alert: int(alertUnexpectedMessage)},
+	{name: "padded data (1.3)", tls13: true, input: func(c *Conn) []byte {
+		return sealRaw(c, 23, append([]byte("padded\x17"), make([]byte, 300)...))
+	}, data: "padded", alert: -1},
+	{name: "empty records", tls13: true, tls12: true, input: func(c *Conn) []byte {
+		a := sealMsg(c, typeApplicationData, nil)
+		a = append(a, sealMsg(c, typeApplicationData, nil)...)
+		b, _ := c.Seal(nil, []byte("x"))
+		return append(a, b...)
+	}, data: "x", alert: -1},
+	{name: "renegotiation ClientHello (1.2)", tls12: true, input: func(c *Conn) []byte {
+		return sealMsg(c, typeHandshake, []byte{msgClientHello, 0, 0, 4, 3, 3, 0, 0})
+	}, err: ErrRenegotiation, alert: int(alertNoRenegotiation), level: levelWarning},
+	{name: "HelloRequest from a client (1.2)", tls12: true, input: func(c *Conn) []byte {
+		return sealMsg(c, typeHandshake, []byte{0, 0, 0, 0})
+	}, err: ErrUnexpectedMessage, alert: int(alertUnexpectedMessage)},
+	{name: "ClientHello after the handshake (1.3)", tls13: true, input: func(c *Conn) []byte {
+		return sealMsg(c, typeHandshake, []byte{msgClientHello, 0, 0, 4, 3, 3, 0, 0})
+	}, err: ErrUnexpectedMessage, alert: int(alertUnexpectedMessage)},
+	{name: "CertificateRequest from a client (1.3)", tls13: true, input: func(c *Conn) []byte {
+		return sealMsg(c, typeHandshake, []byte{13, 0, 0, 0})
+	}, err: ErrUnexpectedMessage, alert: int(alertUnexpectedMessage)},
+	{name: "empty handshake record", tls13: true, tls12: true, input: func(c *Conn) []byte {
+		return sealMsg(c, typeHandshake, nil)
+	}, err: ErrUnexpectedMessage, alert: int(alertUnexpectedMessage)},
+	{name: "NewSessionTicket from a client, split (1.3)", tls13: true, input: func(c *Conn) []byte {
+		a := sealMsg(c, typeHandshake, []byte{msgNewSessionTicket, 0, 1, 0, 1, 2})
+		b := sealMsg(c, typeHandshake, make([]byte, 254))
+		d, _ := c.Seal(nil, []byte("still here"))
+		return append(append(a, b...), d...)
+	}, data: "still here", alert: -1},
+	{name: "data inside a handshake message (1.3)", tls13: true, input: func(c *Conn) []byte {
+		a := sealMsg(c, typeHandshake, []byte{msgNewSessionTicket, 0, 1, 0})
+		d, _ := c.Seal(nil, []byte("x"))
+		return append(a, d...)
+	}, err: ErrUnexpectedMessage, alert: int(alertUnexpectedMessage)},
+	{name: "KeyUpdate with a bad value (1.3)", tls13: true, input: func(c *Conn) []byte {
+		return sealMsg(c, typeHandshake, []byte{msgKeyUpdate, 0, 0, 1, 2})
+	}, err: ErrDecode, alert: int(alertIllegalParameter)},
+	{name: "KeyUpdate of two bytes (1.3)", tls13: true, input: func(c *Conn) []byte {
+		return sealMsg(c, typeHandshake, []byte{msgKeyUpdate, 0, 0, 2, 0, 0})
+	}, err: ErrDecode, alert: int(alertDecodeError)},
+	{name: "data after KeyUpdate in its record (1.3)", tls13: true, input: func(c *Conn) []byte {
+		return sealMsg(c, typeHandshake, []byte{msgKeyUpdate, 0, 0, 1, 0, msgKeyUpdate, 0, 0, 1, 0})
+	}, err: ErrUnexpectedMessage, alert: int(alertUnexpectedMessage)},
+	{name: "KeyUpdate split over two records (1.3)", tls13: true, input: func(c *Conn) []byte {
+		a := sealMsg(c, typeHandshake, []byte{msgKeyUpdate, 0, 0})
+		b := sealMsg(c, typeHandshake, []byte{1, 0})
+		c.out.update(c.suite)
+		d, _ := c.Seal(nil, []byte("new key"))
+		return append(append(a, b...), d...)
+	}, data: "new key", alert: -1},
+	{name: "fatal alert from the client", tls13: true, tls12: true, input: func(c *Conn) []byte {
+		return sealMsg(c, typeAlert, []byte{levelFatal, 40})
+	}, err: &AlertError{Alert: 40, Remote: true}, alert: -1},
+	{name: "malformed alert", tls13: true, tls12: true, input: func(c *Conn) []byte {
+		return sealMsg(c, typeAlert, []byte{levelFatal, 40, 0})
+	}, err: ErrDecode, alert: int(alertDecodeError)},
+	{name: "warning alert (1.2)", tls12: true, input: func(c *Conn) []byte {
+		a := sealMsg(c, typeAlert, []byte{levelWarning, alertNoRenegotiation})
+		d, _ := c.Seal(nil, []byte("goes on"))
+		return append(a, d...)
+	}, data: "goes on", alert: -1},
+	{name: "user_canceled (1.3)", tls13: true, input: func(c *Conn) []byte {
+		a := sealMsg(c, typeAlert, []byte{levelWarning, alertUserCanceled})
+		return append(a, c.SealClose(nil)...)
+	}, err: io.EOF, alert: int(alertCloseNotify), level: levelWarning},
+	{name: "close_notify, then anything", tls13: true, tls12: true, input: func(c *Conn) []byte {
+		d, _ := c.Seal(nil, []byte("last"))
+		return append(append(d, c.SealClose(nil)...), "garbage after the end"...)
+	}, data: "last", err: io.EOF, alert: int(alertCloseNotify), level: levelWarning},
+}
+
+func TestOpenProtocol(t *testing.T) {
+	for _, s := range suites {
+		for _, tc := range protocolCases {
+			if s.tls13 && !tc.tls13 || !s.tls13 && !tc.tls12 {
+				continue
+			}
+			t.Run(suiteName(s)+"/"+tc.name, func(t *testing.T) {
+				t.Parallel()
+				server, client := pair(t, s)
+				got, err := server.Open(nil, tc.input(client))
+				if string(got) != tc.data {
+					t.Errorf("data %q, want %q", got, tc.data)
+				}
+				var ae *AlertError
+				switch {
+				case tc.err == nil && err != nil:
+					t.Fatalf("error %v", err)
+				case errors.As(tc.err, &ae):
+					var gotAE *AlertError
+					if !errors.As(err, &gotAE) || *gotAE != *ae {
+						t.Fatalf("error %v, want %v", err, tc.err)
+					}
+				case tc.err != nil && !errors.Is(err, tc.err):
+					t.Fatalf("error %v, want %v", err, tc.err)
+				}
+				if err != nil {
+					// The end is sticky.
+					if _, again := server.Open(nil, []byte("more")); again != err {
+						t.Fatalf("Open after the end: %v, want %v", again, err)
+					}
+				}
+				if tc.alert < 0 {
+					if server.Pending() {
+						t.Fatal("a record is owed, want none")
+					}
+					return
+				}
+				out := server.SealPending(nil)
+				types, contents := openAll(t, client, out)
+				level := tc.level
+				if level == 0 {
+					level = levelFatal
+				}
+				if len(types) != 1 || types[0] != typeAlert || !bytes.Equal(contents[0], []byte{level, uint8(tc.alert)}) {
+					t.Fatalf("owed records %v %x, want alert %d/%d", types, contents, level, tc.alert)
+				}
+				if _, err := server.Seal(nil, []byte("x")); err != ErrClosed {
+					t.Fatalf("Seal after the alert: %v", err)
+				}
+			})
+		}
+	}
+}
+
+// TestKeyUpdateRequested: the client asks; the server's next records are its own
+// KeyUpdate(update_not_requested) under the old key, then data under the new one.
+func TestKeyUpdateRequested(t *testing.T) {
+	for _, s := range suites[:3] {
+		t.Run(suiteName(s), func(t *testing.T) {
+			server, client := pair(t, s)
+			ku, _ := client.SealKeyUpdate(nil, true)
+			if _, err := server.Open(nil, ku); err != nil {
+				t.Fatal(err)
+			}
+			if !server.Pending() {
+				t.Fatal("no KeyUpdate owed")
+			}
+			out, err := server.Seal(nil, []byte("under the new key"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := client.Open(nil, out)
+			if err != nil || string(got) != "under the new key" {
+				t.Fatalf("%q, %v", got, err)
+			}
+			if client.Pending() {
+				t.Fatal("update_not_requested was answered")
+			}
+			if server.out.seq != 1 || client.in.seq != 1 {
+				t.Fatalf("sequence numbers %d, %d after the update", server.out.seq, client.in.seq)
+			}
+		})
+	}
+}
+
+// TestSealOpenAllocs: with room in dst, Seal and Open of whole records allocate nothing.
+func TestSealOpenAllocs(t *testing.T) {
+	for _, s := range suites {
+		server, client := pair(t, s)
+		msg := make([]byte, 1000)
+		out := make([]byte, 0, server.SealedLen(len(msg)))
+		in := make([]byte, 0, client.SealedLen(len(msg)))
+		plain := make([]byte, 0, len(msg))
+		allocs := testing.AllocsPerRun(100, func() {
+			out, _ = server.Seal(out[:0], msg)
+			in, _ = client.Seal(in[:0], msg)
+			plain, _ = server.Open(plain[:0], in)
+		})
+		if allocs != 0 {
+			t.Errorf("%s: %v allocations per Seal+Open", suiteName(s), allocs)
+		}
+	}
+}
+
+// TestExpandLabelRFC8448 checks the TLS 1.3 key schedule against RFC 8448, section 3
+// (server handshake traffic secret → write key and IV).
+func TestExpandLabelRFC8448(t *testing.T) {
+	secret := unhex(t, "b67b7d690cc16c4e75e54213cb2d37b4e9c912bcded9105d42befd59d391ad38")
+	key := expandLabel(sha256.New, secret, "key", 16)
+	iv := expandLabel(sha256.New, secret, "iv", 12)
+	if hex.EncodeToString(key) != "3fce516009c21727d0f2e4e86ee403bc" || hex.EncodeToString(iv) != "5d313eb2671276ee13000b30" {
+		t.Fatalf("key %x iv %x", key, iv)
+	}
+}
+
+// TestPRF12 checks the TLS 1.2 PRF (P_SHA256) against the widely used test vector
+// posted to the IETF TLS list for RFC 5246.
+func TestPRF12(t *testing.T) {
+	secret := unhex(t, "9bbe436ba940f017b17652849a71db35")
+	seed := unhex(t, "a0ba9f936cda311827a6f796ffd5198c")
+	out := prf12(sha256.New, secret, "test label", seed, 100)
+	want := "e3f229ba727be17b8d122620557cd453c2aab21d07c3d495329b52d4e61edb5a6b301791e90d35c9c9a46b4e14baf9af0fa022f7077def17abfd3797c0564bab4fbc91666e9def9b97fce34f796789baa48082d122ee42c5a72e5a5110fff70187347b66"
+	if hex.EncodeToString(out) != want {
+		t.Fatalf("PRF %x", out)
+	}
+}
+
+func unhex(t testing.TB, s string) []byte {
+	b, err := hex.DecodeString(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}

@@ -292,4 +292,3 @@ func (c *Conn) decrypt(rec []byte) (uint8, []byte, error) {
 	}
 	return typ, plain, nil
 }
-

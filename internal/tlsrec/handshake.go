@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -24,6 +25,7 @@ type Handshake struct {
 	notify        func()
 	local, remote net.Addr
 	timer         *time.Timer
+	timerRef      *atomic.Pointer[Handshake]
 
 	mu      sync.Mutex
 	cond    sync.Cond
@@ -159,10 +161,15 @@ func (h *Handshake) fail(err error, notify bool) {
 	h.done, h.err, h.in = true, err, nil
 	h.cond.Broadcast()
 	h.mu.Unlock()
-	h.timer.Stop()
+	h.stopTimer()
 	if notify {
 		h.notify()
 	}
+}
+
+func (h *Handshake) stopTimer() {
+	h.timer.Stop()
+	h.timerRef.Store(nil)
 }
 
 // run is the handshake goroutine's part.
@@ -190,7 +197,7 @@ func (h *Handshake) run() {
 	}
 	h.in = nil
 	h.mu.Unlock()
-	h.timer.Stop()
+	h.stopTimer()
 	h.notify()
 }
 

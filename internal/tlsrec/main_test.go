@@ -175,7 +175,7 @@ func (h *harness) accept() {
 		h.wg.Add(1)
 		go func() {
 			defer h.wg.Done()
-			res := serveConn(h.r, nc, h.readSize)
+			res := serveConn(h.r, nc, h.readSize, 0)
 			select {
 			case h.results <- res:
 			default:
@@ -196,8 +196,9 @@ func (h *harness) next() result {
 	return result{}
 }
 
-// serveConn runs one connection to its end: the handshake, then an echo.
-func serveConn(r *Runner, nc net.Conn, readSize int) (res result) {
+// serveConn runs one connection: the handshake, then an echo, to its end or, with
+// echoBytes > 0, until it echoed that many bytes (the Conn is then left as it is).
+func serveConn(r *Runner, nc net.Conn, readSize, echoBytes int) (res result) {
 	defer nc.Close()
 	nc.SetDeadline(time.Now().Add(10 * time.Second))
 	chunks := make(chan []byte, 16)
@@ -258,7 +259,9 @@ func serveConn(r *Runner, nc net.Conn, readSize int) (res result) {
 		return result{err: err}
 	}
 	res = result{conn: c, state: hs.ConnectionState(), firstRead: c.in.seq, firstWrite: c.out.seq}
-	defer c.Release()
+	if echoBytes == 0 {
+		defer c.Release()
+	}
 	var plain, out []byte
 	step := func(in []byte) error {
 		var err error
@@ -276,6 +279,11 @@ func serveConn(r *Runner, nc net.Conn, readSize int) (res result) {
 		if len(out) > 0 {
 			if _, werr := nc.Write(out); werr != nil && err == nil {
 				err = werr
+			}
+		}
+		if echoBytes > 0 && len(plain) > 0 {
+			if echoBytes -= len(plain); echoBytes <= 0 {
+				return errEchoesDone
 			}
 		}
 		return err
@@ -319,6 +327,8 @@ func serveConn(r *Runner, nc net.Conn, readSize int) (res result) {
 		}
 	}
 }
+
+var errEchoesDone = errors.New("echoed as many bytes as asked")
 
 // roundTrip writes msg on c and reads the same number of bytes back.
 func roundTrip(t testing.TB, c net.Conn, msg []byte) {

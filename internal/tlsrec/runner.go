@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -176,7 +177,17 @@ func (r *Runner) unwrapSession(src *tls.Config) func([]byte, tls.ConnectionState
 func (r *Runner) Start(local, remote net.Addr, notify func()) *Handshake {
 	h := &Handshake{r: r, notify: notify, local: local, remote: remote}
 	h.cond.L = &h.mu
-	h.timer = time.AfterFunc(r.opts.HandshakeTimeout, func() { h.fail(ErrHandshakeTimeout, true) })
+	// A stopped timer stays in the runtime's timer heap until its time comes, and with
+	// it its function: through ref, it holds the Handshake (and the Conn it made) only
+	// until the handshake ends.
+	ref := new(atomic.Pointer[Handshake])
+	ref.Store(h)
+	h.timerRef = ref
+	h.timer = time.AfterFunc(r.opts.HandshakeTimeout, func() {
+		if h := ref.Load(); h != nil {
+			h.fail(ErrHandshakeTimeout, true)
+		}
+	})
 	return h
 }
 

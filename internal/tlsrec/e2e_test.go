@@ -6,6 +6,8 @@ import (
 	"errors"
 	"io"
 	"net"
+	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -282,3 +284,21 @@ func (b *lockedBuffer) String() string {
 }
 
 var _ = errors.Is
+
+// TestEchoTLS13ChaCha: a Go client picks TLS_CHACHA20_POLY1305_SHA256 only on a machine
+// without AES hardware (crypto/tls offers no knob for TLS 1.3 suites), so the test runs
+// itself again with GODEBUG=cpu.aes=off, where client and server both see none.
+func TestEchoTLS13ChaCha(t *testing.T) {
+	if os.Getenv("TLSREC_CHILD") == "chacha" {
+		p := getPKI(t)
+		h := newHarness(t, p.serverConfig(), Options{}, 4096)
+		echoSession(t, h, p.clientConfig(), tls.VersionTLS13, tls.TLS_CHACHA20_POLY1305_SHA256)
+		return
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestEchoTLS13ChaCha$", "-test.v", "-test.count=1", "-test.timeout=60s")
+	cmd.Env = append(os.Environ(), "TLSREC_CHILD=chacha", "GODEBUG=cpu.aes=off")
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "--- PASS: TestEchoTLS13ChaCha") {
+		t.Fatalf("child: %v\n%s", err, out)
+	}
+}

@@ -21,10 +21,25 @@ func pair(t testing.TB, s *suite) (server, client *Conn) {
 
 // pairAgain is pair, and also makes more servers with the same keys.
 func pairAgain(t testing.TB, s *suite) (server, client *Conn, again func() *Conn) {
+	return pairFrom(t, s, func(b []byte) { rand.Read(b) })
+}
+
+// fixedPair is pair with secrets that are the same in every run (for fuzz seeds).
+func fixedPair(t testing.TB, s *suite) (server, client *Conn, again func() *Conn) {
+	var next byte
+	return pairFrom(t, s, func(b []byte) {
+		for i := range b {
+			next++
+			b[i] = next
+		}
+	})
+}
+
+func pairFrom(t testing.TB, s *suite, fill func([]byte)) (server, client *Conn, again func() *Conn) {
 	t.Helper()
 	random := func(n int) []byte {
 		b := make([]byte, n)
-		rand.Read(b)
+		fill(b)
 		return b
 	}
 	var mk func() (*Conn, error)

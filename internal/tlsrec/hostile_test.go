@@ -5,7 +5,10 @@ import (
 	"crypto/tls"
 	"errors"
 	"io"
+	"net"
+	"strings"
 	"testing"
+	"time"
 )
 
 // hostileCase is something a client sends over a real socket after a crypto/tls
@@ -108,5 +111,50 @@ func TestClientKeyUpdate(t *testing.T) {
 	c.write(t, c.peer.SealClose(nil))
 	if res := h.next(); res.err != io.EOF {
 		t.Fatal("server:", res.err)
+	}
+}
+
+// injectConn sends extra bytes right after the client's first write (its ClientHello).
+type injectConn struct {
+	net.Conn
+	extra []byte
+	done  bool
+}
+
+func (c *injectConn) Write(p []byte) (int, error) {
+	n, err := c.Conn.Write(p)
+	if err == nil && !c.done {
+		c.done = true
+		_, err = c.Conn.Write(c.extra)
+	}
+	return n, err
+}
+
+// TestEarlyDataRefused: a client that sends application data right behind its
+// ClientHello, as 0-RTT would, gets no data through: crypto/tls (no early data outside
+// QUIC) fails the handshake on the record, and no Conn is made.
+func TestEarlyDataRefused(t *testing.T) {
+	p := getPKI(t)
+	h := newHarness(t, p.serverConfig(), Options{}, 4096)
+	nc, err := net.Dial("tcp", h.addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	early := append(header(typeApplicationData, 0x0303, 40), bytes.Repeat([]byte("0-RTT!!!"), 5)...)
+	c := tls.Client(&injectConn{Conn: nc, extra: early}, p.clientConfig())
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	// A TLS 1.3 client's Handshake returns once its Finished is sent, before the
+	// server's verdict: the verdict comes with the first read.
+	err = c.Handshake()
+	if err == nil {
+		_, err = c.Read(make([]byte, 1))
+	}
+	if err == nil || !strings.Contains(err.Error(), "bad record MAC") {
+		t.Fatalf("client: %v, want a bad_record_mac alert", err)
+	}
+	res := h.next()
+	if res.conn != nil || res.err == nil {
+		t.Fatalf("server: conn %v, err %v; want a failed handshake", res.conn != nil, res.err)
 	}
 }

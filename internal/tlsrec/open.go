@@ -244,6 +244,7 @@ func (c *Conn) handshakeMessage(p []byte) error {
 // decrypt opens one whole record in place: its content type and plaintext.
 func (c *Conn) decrypt(rec []byte) (uint8, []byte, error) {
 	s, r := c.suite, &c.in
+	r.ready(s)
 	typ, body := rec[0], rec[headerLen:]
 	var plain []byte
 	var err error

@@ -376,3 +376,50 @@ func unhex(t testing.TB, s string) []byte {
 	}
 	return b
 }
+
+// TestCompact: a compacted Conn makes its AEADs again on use, in both directions,
+// across a KeyUpdate and in the middle of a record.
+func TestCompact(t *testing.T) {
+	for _, s := range suites {
+		t.Run(suiteName(s), func(t *testing.T) {
+			server, client := pair(t, s)
+			exchange := func(msg string) {
+				t.Helper()
+				rec, err := server.Seal(nil, []byte(msg))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got, err := client.Open(nil, rec); err != nil || string(got) != msg {
+					t.Fatalf("server→client %q, %v", got, err)
+				}
+				rec, _ = client.Seal(nil, []byte(msg))
+				if got, err := server.Open(nil, rec); err != nil || string(got) != msg {
+					t.Fatalf("client→server %q, %v", got, err)
+				}
+			}
+			exchange("before")
+			server.Compact()
+			if server.in.aead != nil || server.out.aead != nil {
+				t.Fatal("Compact kept an AEAD")
+			}
+			exchange("after")
+			if s.tls13 {
+				server.Compact()
+				ku, _ := client.SealKeyUpdate(nil, true)
+				if _, err := server.Open(nil, ku); err != nil {
+					t.Fatal(err)
+				}
+				server.Compact()
+				exchange("after a KeyUpdate")
+			}
+			rec, _ := client.Seal(nil, []byte("split"))
+			if _, err := server.Open(nil, rec[:7]); err != nil {
+				t.Fatal(err)
+			}
+			server.Compact()
+			if got, err := server.Open(nil, rec[7:]); err != nil || string(got) != "split" {
+				t.Fatalf("%q, %v", got, err)
+			}
+		})
+	}
+}

@@ -32,15 +32,18 @@ func BenchmarkSealOpen(b *testing.B) {
 			b.Run(fmt.Sprintf("%s/%d", suiteName(s), n), func(b *testing.B) {
 				server, client := pair(b, s)
 				msg := make([]byte, n)
-				rec, _ := client.Seal(nil, msg)
-				in := make([]byte, len(rec))
+				rec := make([]byte, 0, client.SealedLen(n))
+				in := make([]byte, client.SealedLen(n))
 				plain := make([]byte, 0, n)
 				b.SetBytes(int64(n))
 				b.ReportAllocs()
 				for b.Loop() {
 					rec, _ = client.Seal(rec[:0], msg)
 					copy(in, rec)
-					plain, _ = server.Open(plain[:0], in)
+					var err error
+					if plain, err = server.Open(plain[:0], in); err != nil {
+						b.Fatal(err)
+					}
 				}
 			})
 		}

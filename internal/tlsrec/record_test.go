@@ -343,6 +343,9 @@ func TestSealOpenAllocs(t *testing.T) {
 		if allocs != 0 {
 			t.Errorf("%s: %v allocations per Seal+Open", suiteName(s), allocs)
 		}
+		if server.readErr != nil || len(plain) != len(msg) {
+			t.Errorf("%s: Open failed: %v", suiteName(s), server.readErr)
+		}
 	}
 }
 

@@ -15,6 +15,10 @@ const (
 	maxCipher12  = maxPlaintext + 2048
 )
 
+// keyUpdateAfter is how many records a TLS 1.3 write key seals before Seal moves to the
+// next one: RFC 8446 5.5 allows AES-GCM 2^24.5 records per key.
+const keyUpdateAfter = 1 << 24
+
 // Record content types.
 const (
 	typeChangeCipherSpec uint8 = 20
@@ -203,7 +207,8 @@ func (c *Conn) SealedLen(n int) int {
 // Open returned before its error can still go out ahead of it. After SealClose, or once
 // a fatal alert went out, Seal returns ErrClosed.
 func (c *Conn) Seal(dst, p []byte) ([]byte, error) {
-	if c.pending.Load()&pendKeyUpdate != 0 && c.pending.And(^pendKeyUpdate)&pendKeyUpdate != 0 {
+	if c.pending.Load()&pendKeyUpdate != 0 && c.pending.And(^pendKeyUpdate)&pendKeyUpdate != 0 ||
+		c.suite.tls13 && c.out.seq >= keyUpdateAfter {
 		dst, _ = c.SealKeyUpdate(dst, false)
 	}
 	if c.closed {

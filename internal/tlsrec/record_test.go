@@ -426,3 +426,20 @@ func TestCompact(t *testing.T) {
 		})
 	}
 }
+
+// TestWriteKeyLimit: after 2^24 records under one TLS 1.3 key, Seal moves to the next.
+func TestWriteKeyLimit(t *testing.T) {
+	for _, s := range suites[:3] {
+		server, client := pair(t, s)
+		server.out.seq, client.in.seq = keyUpdateAfter-1, keyUpdateAfter-1
+		out, _ := server.Seal(nil, []byte("last under the first key"))
+		out, _ = server.Seal(out, []byte("first under the next"))
+		got, err := client.Open(nil, out)
+		if err != nil || string(got) != "last under the first keyfirst under the next" {
+			t.Fatalf("%s: %q, %v", suiteName(s), got, err)
+		}
+		if server.out.seq != 1 || client.in.seq != 1 {
+			t.Fatalf("%s: sequence numbers %d, %d: no KeyUpdate", suiteName(s), server.out.seq, client.in.seq)
+		}
+	}
+}

@@ -45,7 +45,7 @@ func (c *Conn) Open(dst, in []byte) ([]byte, error) {
 		p := *c.partial
 		if len(p) < headerLen {
 			take := min(headerLen-len(p), len(in))
-			p = c.grow(append(p, in[:take]...))
+			p = c.appendPartial(in[:take])
 			in = in[take:]
 			if len(p) < headerLen {
 				return dst, nil
@@ -56,7 +56,7 @@ func (c *Conn) Open(dst, in []byte) ([]byte, error) {
 		}
 		n := headerLen + recordLen(p)
 		take := min(n-len(p), len(in))
-		p = c.grow(append(p, in[:take]...))
+		p = c.appendPartial(in[:take])
 		in = in[take:]
 		if len(p) < n {
 			return dst, nil
@@ -70,16 +70,18 @@ func (c *Conn) Open(dst, in []byte) ([]byte, error) {
 	}
 }
 
-// grow keeps *c.partial pointing at p, moving it to a larger pooled buffer when append
-// outgrew the one lent: the buffer grows as bytes arrive, never on the declared length.
-func (c *Conn) grow(p []byte) []byte {
-	if cap(p) != cap(*c.partial) {
-		b := pool.Get(len(p))
-		copy(*b, p)
+// appendPartial adds b to the unfinished record, moving it to a larger pooled buffer
+// when it does not fit: the buffer grows as bytes arrive, never on the declared length.
+func (c *Conn) appendPartial(b []byte) []byte {
+	p := *c.partial
+	if need := len(p) + len(b); need > cap(p) {
+		larger := pool.Get(need)
+		*larger = append((*larger)[:0], p...)
 		pool.Put(c.partial)
-		c.partial = b
-		return *b
+		c.partial = larger
+		p = *larger
 	}
+	p = append(p, b...)
 	*c.partial = p
 	return p
 }

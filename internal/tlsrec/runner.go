@@ -4,7 +4,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"net"
-	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -14,7 +13,9 @@ import (
 // Options bound the handshakes of a Runner. Zero fields take the defaults in brackets.
 type Options struct {
 	// MaxHandshakes is how many handshakes run at once, each on its own goroutine
-	// [4 × GOMAXPROCS]. A handshake waits for a slot from its client's first byte.
+	// holding a tls.Conn (about 28 KB with its stack, docs/tls.md) [256]. A slot is held
+	// from the client's first byte until its Finished — one round trip in TLS 1.3, two in
+	// TLS 1.2 — so it bounds the handshake rate to about MaxHandshakes per round trip.
 	MaxHandshakes int
 	// MaxQueued is how many handshakes may wait for a slot, holding only the bytes their
 	// client sent [4096]. One more is refused with ErrBusy.
@@ -29,7 +30,7 @@ type Options struct {
 
 func (o Options) withDefaults() Options {
 	if o.MaxHandshakes <= 0 {
-		o.MaxHandshakes = 4 * runtime.GOMAXPROCS(0)
+		o.MaxHandshakes = 256
 	}
 	if o.MaxQueued <= 0 {
 		o.MaxQueued = 4096

@@ -38,6 +38,9 @@ var (
 	// ErrHandshakeDone: Feed after the handshake succeeded. The bytes were not taken:
 	// give them to the Conn's Open, after Result's rest.
 	ErrHandshakeDone = errors.New("tlsrec: handshake over: feed Conn.Open")
+	// ErrKTLSUnavailable: the kernel cannot take the record layer over (no TLS
+	// upper-layer protocol for TCP, or not Linux). ProbeKTLS wraps it with the reason.
+	ErrKTLSUnavailable = errors.New("tlsrec: kernel TLS unavailable")
 	// ErrUnsupported: the handshake negotiated a version or cipher suite this package
 	// cannot carry (it cannot happen with a Config the Runner restricted).
 	ErrUnsupported = errors.New("tlsrec: unsupported version or cipher suite")

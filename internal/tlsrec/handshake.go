@@ -15,11 +15,10 @@ import (
 // carries the records from then on, and the goroutine, the tls.Conn and its buffers are
 // gone. Its methods are safe for concurrent use.
 //
-// A typical event loop, on the connection's own task:
-//
-//	readable: n, _ := read(fd, buf); if err := h.Feed(buf[:n]); err != nil { close }
-//	notified: done := h.Done(); write(fd, h.Output(nil))
-//	          if done { c, rest, err := h.Result(); ...; plain, err := c.Open(nil, rest) }
+// The caller's loop feeds what its socket reads; when notified, it checks Done, writes
+// Output, and once done takes Result and gives rest to the Conn's Open. serveConn in
+// main_test.go is a complete blocking version of that loop; docs/tls.md sketches the
+// event-loop one.
 type Handshake struct {
 	r             *Runner
 	notify        func()

@@ -170,12 +170,16 @@ func (r *Runner) unwrapSession(src *tls.Config) func([]byte, tls.ConnectionState
 }
 
 // Start begins the handshake of one accepted connection. No goroutine runs for it until
-// its client's first bytes arrive through Feed. notify is called, without locks held and
-// not concurrently with itself for one Handshake, whenever new output is ready (see
-// Output) and once the handshake has ended (see Done); it runs on the handshake's
-// goroutine or a timer's, must not block, and may call any method of h. local and remote
-// are what ClientHelloInfo.Conn reports to the Config's callbacks.
+// its client's first bytes arrive through Feed. notify is called, without locks held,
+// whenever new output is ready (see Output) and when the handshake has ended (see Done).
+// It runs on the handshake's goroutine, the timeout's or Runner.Close's — possibly two
+// at once — must not block, and may call any method of the Handshake. A nil notify is
+// never called: the caller polls. local and remote are what ClientHelloInfo.Conn
+// reports to the Config's callbacks.
 func (r *Runner) Start(local, remote net.Addr, notify func()) *Handshake {
+	if notify == nil {
+		notify = func() {}
+	}
 	h := &Handshake{r: r, notify: notify, local: local, remote: remote}
 	h.cond.L = &h.mu
 	// A stopped timer stays in the runtime's timer heap until its time comes, and with

@@ -3,6 +3,7 @@ package tlsrec
 import (
 	"crypto/cipher"
 	"encoding/binary"
+	"slices"
 	"sync/atomic"
 )
 
@@ -214,6 +215,7 @@ func (c *Conn) Seal(dst, p []byte) ([]byte, error) {
 	if c.closed {
 		return dst, ErrClosed
 	}
+	dst = slices.Grow(dst, c.SealedLen(len(p)))
 	for {
 		n := min(len(p), maxPlaintext)
 		dst = c.sealRecord(dst, typeApplicationData, p[:n])

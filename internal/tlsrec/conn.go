@@ -16,6 +16,10 @@ const (
 	maxCipher12  = maxPlaintext + 2048
 )
 
+// maxUselessRecords is how many records in a row may carry no application data
+// (crypto/tls's limit too).
+const maxUselessRecords = 16
+
 // keyUpdateAfter is how many records a TLS 1.3 write key seals before Seal moves to the
 // next one: RFC 8446 5.5 allows AES-GCM 2^24.5 records per key.
 const keyUpdateAfter = 1 << 24
@@ -135,6 +139,7 @@ type Conn struct {
 	partial *[]byte // the unfinished record, from package pool; nil when none
 	hsHdr   [5]byte // a post-handshake message's header (and KeyUpdate's one byte)
 	hsN     uint8   // bytes of hsHdr filled
+	useless uint8   // records in a row that carried no application data
 	hsSkip  int     // bytes of an ignored handshake message still to skip
 	readErr error   // sticky: io.EOF or an *AlertError
 

@@ -149,6 +149,14 @@ func (c *Conn) openRecord(dst, rec []byte) ([]byte, error) {
 	if err != nil {
 		return dst, err
 	}
+	// Records that carry no data (empty ones, KeyUpdates, skipped tickets, ignored
+	// warnings) cost work, a KeyUpdate an allocation; a run of them is a flood, as
+	// crypto/tls judges it.
+	if typ == typeApplicationData && len(plain) > 0 {
+		c.useless = 0
+	} else if c.useless++; c.useless > maxUselessRecords {
+		return dst, localAlert(alertUnexpectedMessage, ErrUnexpectedMessage)
+	}
 	if typ != typeHandshake && (c.hsN > 0 || c.hsSkip > 0) {
 		// A handshake message must not be interleaved with other records.
 		return dst, localAlert(alertUnexpectedMessage, ErrUnexpectedMessage)

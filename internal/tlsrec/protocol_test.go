@@ -108,6 +108,21 @@ var protocolCases = []protocolCase{
 		d, _ := c.Seal(nil, []byte("new key"))
 		return append(append(a, b...), d...)
 	}, data: "new key", alert: -1},
+	{name: "16 KeyUpdates, then data (1.3)", tls13: true, input: func(c *Conn) []byte {
+		var b []byte
+		for i := 0; i < maxUselessRecords; i++ {
+			b, _ = c.SealKeyUpdate(b, false)
+		}
+		d, _ := c.Seal(nil, []byte("data"))
+		return append(b, d...)
+	}, data: "data", alert: -1},
+	{name: "a flood of empty records", tls13: true, tls12: true, input: func(c *Conn) []byte {
+		var b []byte
+		for i := 0; i <= maxUselessRecords; i++ {
+			b = append(b, sealMsg(c, typeApplicationData, nil)...)
+		}
+		return b
+	}, err: ErrUnexpectedMessage, alert: int(alertUnexpectedMessage)},
 	{name: "fatal alert from the client", tls13: true, tls12: true, input: func(c *Conn) []byte {
 		return sealMsg(c, typeAlert, []byte{levelFatal, 40})
 	}, err: &AlertError{Alert: 40, Remote: true}, alert: -1},

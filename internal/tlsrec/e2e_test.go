@@ -279,3 +279,52 @@ func (b *lockedBuffer) String() string {
 	defer func() { <-b.mu }()
 	return b.buf.String()
 }
+
+// TestHelloRetryRequest: the server wants P-256, which a Go client does not send a key
+// share for, so TLS 1.3 takes a HelloRetryRequest first; the takeover reads the suite
+// from the first ServerHello and still counts the tickets.
+func TestHelloRetryRequest(t *testing.T) {
+	p := getPKI(t)
+	cfg := p.serverConfig()
+	cfg.CurvePreferences = []tls.CurveID{tls.CurveP256}
+	h := newHarness(t, cfg, Options{}, 4096)
+	ccfg := p.clientConfig()
+	ccfg.ClientSessionCache = tls.NewLRUClientSessionCache(1) // so that tickets are sent
+	res := echoSession(t, h, ccfg, tls.VersionTLS13, tls.TLS_AES_128_GCM_SHA256)
+	// A Go client's first ClientHello has no P-256 share: P-256 means a retry.
+	if res.state.CurveID != tls.CurveP256 {
+		t.Fatalf("key exchange %v, want P-256 after a HelloRetryRequest", res.state.CurveID)
+	}
+	if res.firstWrite != 1 {
+		t.Fatalf("first write sequence %d, want 1 (one ticket)", res.firstWrite)
+	}
+}
+
+// TestClientCertificates: with client certificates required, crypto/tls sends the TLS 1.3
+// tickets only after the client's Finished; the takeover follows either way.
+func TestClientCertificates(t *testing.T) {
+	p := getPKI(t)
+	for _, v := range []uint16{tls.VersionTLS12, tls.VersionTLS13} {
+		t.Run(tls.VersionName(v), func(t *testing.T) {
+			cfg := p.serverConfig()
+			cfg.ClientAuth = tls.RequireAndVerifyClientCert
+			cfg.ClientCAs = p.pool
+			h := newHarness(t, cfg, Options{}, 4096)
+			ccfg := p.clientConfig()
+			ccfg.MaxVersion = v
+			ccfg.Certificates = []tls.Certificate{p.ecdsa}
+			ccfg.ClientSessionCache = tls.NewLRUClientSessionCache(1)
+			suite := uint16(tls.TLS_AES_128_GCM_SHA256)
+			if v == tls.VersionTLS12 {
+				suite = tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256
+			}
+			res := echoSession(t, h, ccfg, v, suite)
+			if len(res.state.PeerCertificates) != 1 {
+				t.Fatalf("%d client certificates in the server's state", len(res.state.PeerCertificates))
+			}
+			if v == tls.VersionTLS13 && res.firstWrite != 1 {
+				t.Fatalf("first write sequence %d, want 1 (one ticket)", res.firstWrite)
+			}
+		})
+	}
+}

@@ -21,7 +21,7 @@ import (
 type testPKI struct {
 	pool      *x509.CertPool
 	caPEM     []byte
-	ecdsa     tls.Certificate
+	ecdsa     tls.Certificate // also good as a client certificate
 	rsa       tls.Certificate
 	ecdsaPEMs [2][]byte // cert, key
 }
@@ -74,7 +74,7 @@ func newPKI() (*testPKI, error) {
 			NotBefore:    now.Add(-time.Hour),
 			NotAfter:     now.Add(24 * time.Hour),
 			KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
-			ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+			ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
 		}
 		der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, pub, caKey)
 		return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: priv}, der, err

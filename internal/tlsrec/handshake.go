@@ -124,8 +124,6 @@ func (h *Handshake) Done() bool {
 	return h.done
 }
 
-func (h *Handshake) isDone() bool { return h.Done() }
-
 // Result is the outcome of a handshake that is Done: the Conn that carries the records
 // and rest, the client's bytes after its last handshake record (already records for the
 // Conn: give them to Open), or the error. Send Output before anything Conn seals.
@@ -173,7 +171,7 @@ func (h *Handshake) stopTimer() {
 
 // run is the handshake goroutine's part.
 func (h *Handshake) run() {
-	if h.isDone() {
+	if h.Done() {
 		return
 	}
 	tc := tls.Server(hsConn{h}, h.r.base)

@@ -228,7 +228,7 @@ func (r *Runner) work(h *Handshake) {
 			next := r.queue[0]
 			r.queue[0] = nil
 			r.queue = r.queue[1:]
-			if !next.isDone() {
+			if !next.Done() {
 				h = next
 			}
 		}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"runtime"
@@ -224,5 +225,55 @@ func waitFor(t testing.TB, cond func() bool) {
 			t.Fatal("condition not met within 10 s")
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestManyClients: more clients at once than handshake slots, all served through the
+// queue, each echoing over its own Conn.
+func TestManyClients(t *testing.T) {
+	p := getPKI(t)
+	clients := 200
+	if raceEnabled || testing.Short() {
+		clients = 50
+	}
+	h := newHarness(t, p.serverConfig(), Options{MaxHandshakes: 4}, 4096)
+	errs := make(chan error, clients)
+	for i := 0; i < clients; i++ {
+		go func() {
+			nc, err := net.DialTimeout("tcp", h.addr(), 5*time.Second)
+			if err != nil {
+				errs <- err
+				return
+			}
+			c := tls.Client(nc, p.clientConfig())
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(20 * time.Second))
+			msg := []byte("many at once")
+			if _, err := c.Write(msg); err != nil {
+				errs <- err
+				return
+			}
+			got := make([]byte, len(msg))
+			if _, err := io.ReadFull(c, got); err != nil || !bytes.Equal(got, msg) {
+				errs <- fmt.Errorf("echo %q: %v", got, err)
+				return
+			}
+			errs <- nil
+		}()
+	}
+	for i := 0; i < clients; i++ {
+		select {
+		case err := <-errs:
+			if err != nil {
+				t.Error(err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatalf("%d of %d clients not done within 30 s", clients-i, clients)
+		}
+	}
+	for i := 0; i < clients; i++ {
+		if res := h.next(); res.err != io.EOF {
+			t.Errorf("server: %v", res.err)
+		}
 	}
 }

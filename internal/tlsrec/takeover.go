@@ -14,16 +14,16 @@ type takeover struct {
 	clientTraffic []byte // TLS 1.3 CLIENT_TRAFFIC_SECRET_0
 	serverTraffic []byte // TLS 1.3 SERVER_TRAFFIC_SECRET_0
 
-	hello   []byte // the start of the server's plaintext handshake stream: the ServerHello
-	outCur  recordCursor
-	outRec  []byte // the outgoing record being gathered, when a Write ends inside it
-	outCCS  bool
-	outSeq  uint64 // TLS 1.2: server records after its ChangeCipherSpec
-	inCCS   bool
-	inSeq   uint64     // TLS 1.2: client records after its ChangeCipherSpec
-	app     *direction // TLS 1.3: the server's application key, to recognise its records
-	appSuit *suite
-	appSeq  uint64 // TLS 1.3: server records already sent under the application key
+	hello    []byte // the start of the server's plaintext handshake stream: the ServerHello
+	outCur   recordCursor
+	outRec   []byte // the outgoing record being gathered: a copy, whatever the Writes
+	outCCS   bool
+	outSeq   uint64 // TLS 1.2: server records after its ChangeCipherSpec
+	inCCS    bool
+	inSeq    uint64     // TLS 1.2: client records after its ChangeCipherSpec
+	app      *direction // TLS 1.3: the server's application key, to recognise its records
+	appSuite *suite
+	appSeq   uint64 // TLS 1.3: server records already sent under the application key
 }
 
 // serverHelloPrefix is as much of a ServerHello as holds its random and cipher suite:
@@ -103,10 +103,10 @@ func (t *takeover) countAppRecord(rec []byte) {
 		if d.setKeys(s, key, iv, t.serverTraffic) != nil {
 			return
 		}
-		t.app, t.appSuit = d, s
+		t.app, t.appSuite = d, s
 	}
 	body := rec[headerLen:]
-	if _, err := t.app.aead.Open(body[:0], t.app.nonceFor(t.appSuit, t.appSeq, nil), body, rec[:headerLen]); err == nil {
+	if _, err := t.app.aead.Open(body[:0], t.app.nonceFor(t.appSuite, t.appSeq, nil), body, rec[:headerLen]); err == nil {
 		t.appSeq++
 	}
 }

@@ -99,7 +99,15 @@ func (b *flushBatch) flushRing(r *uring.Ring) (failed bool) {
 			s.wmu.Unlock()
 			continue
 		}
-		r.Prepare(int(s.fd), s.queuedLocked(bufs[:0]))
+		if r.Prepare(int(s.fd), s.queuedLocked(bufs[:0])) < 0 {
+			// The ring failed in an earlier batch of this Publish: write here.
+			err := s.flushLocked()
+			s.wmu.Unlock()
+			if err != nil {
+				s.writeFailed(err)
+			}
+			continue
+		}
 		held[n] = s
 		n++
 	}

@@ -16,7 +16,7 @@ import (
 // of a sequential publisher once and in order, though Publish returns before the writes.
 func TestParallelFanoutKeepsOrder(t *testing.T) {
 	ringBefore := ringFlushes.Load()
-	fanoutInOrder(t, Options{QueueSize: 48}, 40)
+	fanoutInOrder(t, Options{QueueSize: 48}, fanoutLarge+fanoutBatch/2+3, 40)
 	r, err := uring.New(1)
 	if err != nil {
 		t.Logf("io_uring unavailable here (%v): batches used writev", err)
@@ -28,12 +28,28 @@ func TestParallelFanoutKeepsOrder(t *testing.T) {
 	}
 }
 
+// A topic below fanoutLarge is written by the publisher itself, through a ring when
+// io_uring is available.
+func TestSmallTopicThroughRingKeepsOrder(t *testing.T) {
+	ringBefore := ringFlushes.Load()
+	fanoutInOrder(t, Options{QueueSize: 48}, 40, 200)
+	r, err := uring.New(1)
+	if err != nil {
+		t.Logf("io_uring unavailable here (%v): the publisher used write", err)
+		return
+	}
+	r.Close()
+	if ringFlushes.Load() == ringBefore {
+		t.Fatal("io_uring is available but no Publish to a 40-subscriber topic went through a ring")
+	}
+}
+
 // The same with io_uring off: batches write with writev.
 func TestParallelFanoutKeepsOrderWithWritev(t *testing.T) {
 	noRing.Store(true)
 	defer noRing.Store(false)
 	ringBefore := ringFlushes.Load()
-	fanoutInOrder(t, Options{QueueSize: 48}, 40)
+	fanoutInOrder(t, Options{QueueSize: 48}, fanoutLarge+fanoutBatch/2+3, 40)
 	if ringFlushes.Load() != ringBefore {
 		t.Fatal("a batch went through a ring with io_uring turned off")
 	}
@@ -43,11 +59,12 @@ func TestParallelFanoutKeepsOrderWithWritev(t *testing.T) {
 // small queue) the publisher outruns it; subscribers whose sockets take the frames must
 // not be closed as slow: the publisher writes their queue itself before calling it full.
 func TestFanoutWaitingForWorkersIsNotQueueFull(t *testing.T) {
-	fanoutInOrder(t, Options{QueueSize: 4, MaxWorkers: 1}, 40)
+	fanoutInOrder(t, Options{QueueSize: 4, MaxWorkers: 1}, fanoutLarge+fanoutBatch/2+3, 40)
 }
 
-func fanoutInOrder(t *testing.T, opts Options, messages int) {
-	const subs = fanoutLarge + fanoutBatch/2 + 3 // uneven last chunk
+// fanoutInOrder publishes messages to a topic of subs subscribers (an uneven last chunk
+// when subs is large) and checks that each gets all of them, once and in order.
+func fanoutInOrder(t *testing.T, opts Options, subs, messages int) {
 	var srv *Server
 	opts.OnMessage = func(ctx context.Context, s *Session, topic string, data []byte) {
 		srv.Subscribe(s, "big")
@@ -95,7 +112,7 @@ func fanoutInOrder(t *testing.T, opts Options, messages int) {
 	for n := range messages {
 		srv.Publish("big", fmt.Appendf(nil, "%d", n))
 	}
-	if got := deferredFanouts.Load() - before; got < uint64(messages) {
+	if got := deferredFanouts.Load() - before; subs >= fanoutLarge && got < uint64(messages) {
 		t.Fatalf("%d of %d Publish calls handed writes to workers; the test did not exercise that path", got, messages)
 	}
 	for i, c := range conns {

@@ -79,6 +79,35 @@ func BenchmarkPublish(b *testing.B) {
 	}
 }
 
+// BenchmarkPublishRing compares the publisher's own writes to a topic below fanoutLarge
+// with and without io_uring (a started engine, so the ring path is open to it).
+func BenchmarkPublishRing(b *testing.B) {
+	for _, n := range []int{10, 100, 1000} {
+		for _, ring := range []bool{false, true} {
+			b.Run(fmt.Sprintf("subscribers=%d/ring=%v", n, ring), func(b *testing.B) {
+				noRing.Store(!ring)
+				defer noRing.Store(false)
+				srv := New(Options{QueueSize: 1 << 20})
+				if err := srv.start(); err != nil {
+					b.Fatal(err)
+				}
+				defer srv.Close()
+				sessions, stop := socketSessions(b, srv, n)
+				defer stop()
+				for _, s := range sessions {
+					srv.Subscribe(s, "fan")
+				}
+				data := []byte(`{"seq":12345,"text":"a message of about a hundred bytes on the wire, padded"}`)
+				b.ResetTimer()
+				for b.Loop() {
+					srv.Publish("fan", data)
+				}
+				b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/delivery")
+			})
+		}
+	}
+}
+
 // TestPublishAllocsIndependentOfSubscribers is the benchmark's claim as a check: the
 // allocations of one Publish to 1 and to 500 subscribers are equal.
 func TestPublishAllocsIndependentOfSubscribers(t *testing.T) {

@@ -46,5 +46,6 @@ func Mux(ws http.Handler, counters *stats.Counters) *http.ServeMux {
 	mux.Handle("/ws", ws)
 	mux.Handle("GET /stats", stats.Handler(counters))
 	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile) // CPU profiles of a load run
 	return mux
 }

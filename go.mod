@@ -8,7 +8,6 @@ require (
 	github.com/gobwas/ws v1.5.0
 	github.com/google/pprof v0.0.0-20261105003125-4bf881d7fb0b
 	github.com/gorilla/websocket v1.5.3
-	github.com/klauspost/compress v1.20.4
 	golang.org/x/sys v0.49.0
 )
 

@@ -1,6 +1,7 @@
 package frame
 
 import (
+	"compress/flate"
 	"errors"
 	"io"
 	"math"
@@ -8,7 +9,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/gobwas/ws"
-	"github.com/klauspost/compress/flate"
 )
 
 // permessage-deflate (RFC 7692) with no context takeover in either direction: every
@@ -16,9 +16,10 @@ import (
 // messages: a compressor or decompressor comes from a pool for one message and goes back,
 // and an idle connection holds none.
 //
-// klauspost/compress's flate rather than the standard library's: at level 1 it compresses
-// a 2 KiB JSON message 2.5 times as fast, a little smaller (BenchmarkDeflate, numbers in
-// docs/compression.md).
+// The standard library's flate. klauspost/compress's compresses a 2 KiB JSON message 2.5
+// to 3 times as fast (frame/flatebench, numbers in docs/compression.md), but a Publish
+// compresses once for all its subscribers, so that buys little where it matters most, and
+// it would be the library's first dependency beyond gobwas/ws.
 
 // CompressionHandler is a [Handler] that may receive compressed messages. Deflate is
 // asked when a data frame arrives with RSV1 set (never otherwise): when it reports true —
@@ -35,8 +36,8 @@ type CompressionHandler interface {
 // bitRsv1 is the RFC 7692 "Per-Message Compressed" bit in a frame's first byte.
 const bitRsv1 = 0x40
 
-// deflateLevel trades ratio for speed: on a 2 KiB JSON message level 1 is within 1 % of
-// level 6's size and faster (BenchmarkDeflate).
+// deflateLevel trades ratio for speed: on a 2 KiB JSON message level 1 is within 5 % of
+// level 6's size at half its cost (BenchmarkDeflate).
 const deflateLevel = flate.BestSpeed
 
 // deflateTail is what RFC 7692 section 7.2.2 has the receiver append before inflating

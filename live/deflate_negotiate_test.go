@@ -2,19 +2,34 @@ package live
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 )
 
 // TestNegotiateDeflate walks RFC 7692 section 7.1 with every parameter combination the
 // Autobahn testsuite's section 13 offers, multiple offers and invalid ones.
 func TestNegotiateDeflate(t *testing.T) {
+	for _, tc := range negotiateCases() {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			answer, bits := negotiateDeflate(tc.headers)
+			if answer != tc.answer || bits != tc.bits {
+				t.Fatalf("negotiateDeflate(%q) = %q, %d; want %q, %d", tc.headers, answer, bits, tc.answer, tc.bits)
+			}
+		})
+	}
+}
+
+type negotiateCase struct {
+	name    string
+	headers []string
+	answer  string
+	bits    uint8
+}
+
+func negotiateCases() []negotiateCase {
 	withBits := func(n int) string { return fmt.Sprintf("%s; server_max_window_bits=%d", deflateAnswer, n) }
-	cases := []struct {
-		name    string
-		headers []string
-		answer  string
-		bits    uint8
-	}{
+	return []negotiateCase{
 		{"no offer", nil, "", 0},
 		{"another extension", []string{"x-webkit-deflate-frame"}, "", 0},
 		{"plain offer", []string{"permessage-deflate"}, deflateAnswer, 15},
@@ -49,23 +64,14 @@ func TestNegotiateDeflate(t *testing.T) {
 		{"unterminated quote", []string{`permessage-deflate; server_max_window_bits="10`}, "", 0},
 		{"every offer invalid", []string{"permessage-deflate; x, permessage-deflate; server_max_window_bits=1"}, "", 0},
 	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			answer, bits := negotiateDeflate(tc.headers)
-			if answer != tc.answer || bits != tc.bits {
-				t.Fatalf("negotiateDeflate(%q) = %q, %d; want %q, %d", tc.headers, answer, bits, tc.answer, tc.bits)
-			}
-		})
-	}
 }
 
 // FuzzNegotiateDeflate: any header either declines or gives a well-formed answer with
 // window bits in 8..15, and the answer, offered back, is accepted with the same bits.
 func FuzzNegotiateDeflate(f *testing.F) {
-	f.Add("permessage-deflate; client_max_window_bits")
-	f.Add(`permessage-deflate; server_max_window_bits="10", permessage-deflate`)
-	f.Add("permessage-deflate; server_no_context_takeover; client_no_context_takeover; server_max_window_bits=9")
+	for _, tc := range negotiateCases() {
+		f.Add(strings.Join(tc.headers, ", "))
+	}
 	f.Add(`x-foo; a="1,\"2"; b, permessage-deflate;;`)
 	f.Fuzz(func(t *testing.T, h string) {
 		answer, bits := negotiateDeflate([]string{h})

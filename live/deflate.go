@@ -66,9 +66,9 @@ func framePayload(b []byte) (ws.OpCode, []byte) {
 	return ws.OpCode(b[0] & 0x0f), b[hl:]
 }
 
-// message is one outgoing message for one or many sessions: its plain frame, and its
+// outgoing is one message for one or many sessions: its plain frame, and its
 // compressed frame, made the first time a session wants it.
-type message struct {
+type outgoing struct {
 	plain *pool.Shared
 	z     *pool.Shared
 	tried bool // compressing was tried: z is the result (nil if it did not shrink)
@@ -76,7 +76,7 @@ type message struct {
 
 // frameFor returns the frame s gets: the compressed one if s negotiated compression
 // and the payload qualifies and shrinks, else the plain one.
-func (m *message) frameFor(s *Session) *pool.Shared {
+func (m *outgoing) frameFor(s *Session) *pool.Shared {
 	if s.zbits == 0 {
 		return m.plain
 	}
@@ -95,7 +95,7 @@ func (m *message) frameFor(s *Session) *pool.Shared {
 }
 
 // release drops the compressed frame; the plain one stays the caller's.
-func (m *message) release() {
+func (m *outgoing) release() {
 	if m.z != nil {
 		m.z.Release()
 		m.z = nil
@@ -104,7 +104,7 @@ func (m *message) release() {
 
 // deliverMessage is deliver for a frame that may go compressed (Session.Send).
 func (s *Session) deliverMessage(f *pool.Shared) error {
-	m := message{plain: f}
+	m := outgoing{plain: f}
 	err := s.deliver(m.frameFor(s))
 	m.release()
 	return err

@@ -56,10 +56,13 @@ func TestPublishCompressedAllocsIndependentOfSubscribers(t *testing.T) {
 			srv.Subscribe(s, "fan")
 		}
 		srv.Publish("fan", data) // warm the pools
-		return testing.AllocsPerRun(2000, func() { srv.Publish("fan", data) })
+		return testing.AllocsPerRun(500, func() { srv.Publish("fan", data) })
 	}
 	one, many := allocs(1), allocs(500)
-	if many > one {
+	// A compressor is several objects; under -race sync.Pool drops a quarter of what is
+	// put back, so the two counts differ by an allocation or two either way. An allocation
+	// per subscriber would add 500.
+	if many > one+5 {
 		t.Fatalf("a compressed Publish allocates %.1f times for 500 subscribers, %.1f for 1", many, one)
 	}
 	t.Logf("allocations per compressed Publish: %.1f (1 subscriber), %.1f (500 subscribers)", one, many)

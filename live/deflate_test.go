@@ -142,16 +142,34 @@ func TestCompressedRoundTrip(t *testing.T) {
 	if z, p := rc.message(t); !z || !bytes.Equal(p, envelope("t", big)) {
 		t.Fatalf("Publish: compressed %v, %d bytes", z, len(p))
 	}
-	// Incompressible but valid JSON: a long string of random letters goes plain.
-	random := make([]byte, 3000)
-	for i, x := 0, uint32(1); i < len(random); i++ {
-		x = x*1664525 + 1013904223
-		random[i] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+/"[x>>26]
+}
+
+// TestIncompressibleGoesPlain: a message that compression would not make smaller is sent
+// plain. JSON always shrinks under deflate's Huffman codes, so this uses the echo engine
+// (cmd/echo's) with random binary messages.
+func TestIncompressibleGoesPlain(t *testing.T) {
+	srv := New(Options{Compression: true})
+	srv.echo = true
+	hs := newLoopbackServer(t, srv)
+	t.Cleanup(func() { srv.Close() })
+	url := "ws" + strings.TrimPrefix(hs.URL, "http")
+	rc, ext := deflateDial(t, url, "permessage-deflate")
+	if ext == "" {
+		t.Fatal("compression not negotiated")
 	}
-	noise := []byte(`"` + string(random) + `"`)
-	srv.Publish("t", noise)
-	if z, p := rc.message(t); z || !bytes.Equal(p, envelope("t", noise)) {
-		t.Fatalf("incompressible Publish: compressed %v, %d bytes", z, len(p))
+	random := make([]byte, 3000)
+	for i, x := 0, uint64(1); i < len(random); i++ {
+		x = x*6364136223846793005 + 1442695040888963407
+		random[i] = byte(x >> 56)
+	}
+	rc.write(t, buildFrame(finBit|rsv1Bit|opBinary, clientDeflate(t, random), true))
+	if z, p := rc.message(t); z || !bytes.Equal(p, random) {
+		t.Fatalf("random bytes echoed compressed %v, %d bytes", z, len(p))
+	}
+	json := jsonList(3000)
+	rc.write(t, buildFrame(finBit|opText, json, true))
+	if z, p := rc.message(t); !z || !bytes.Equal(p, json) {
+		t.Fatalf("JSON echoed compressed %v, %d bytes", z, len(p))
 	}
 }
 

@@ -49,7 +49,7 @@ func (b *flushBatch) Run() {
 // deliverAll hands f to every session of subs, a snapshot of a topic's subscribers; the
 // sessions that negotiated compression get its compressed form, made once.
 func (srv *Server) deliverAll(subs []*Session, f *pool.Shared) {
-	m := message{plain: f}
+	m := outgoing{plain: f}
 	defer m.release()
 	if len(subs) < fanoutLarge || srv.eng == nil {
 		for _, s := range subs {

@@ -64,17 +64,17 @@ func deflateCases() []readCase {
 			want: []event{msg(ws.OpText, "Hello")},
 		},
 		{
-			name: "7.2.3.3 the RFC's compressed empty message",
+			name: "an empty message compressed to a single 0x00 octet",
 			in:   compressedFrame(ws.OpBinary, []byte{0x00}),
 			want: []event{msg(ws.OpBinary, "")},
 		},
 		{
-			name: "7.2.3.4 a deflate stream ending with a final block",
+			name: "7.2.3.4 a DEFLATE block with BFINAL set",
 			in:   compressedFrame(ws.OpText, finalDeflated([]byte("final block"))),
 			want: []event{msg(ws.OpText, "final block")},
 		},
 		{
-			name: "7.2.3.2 messages are inflated independently (no context takeover)",
+			name: "messages are inflated independently (no context takeover)",
 			in: concat(compressedFrame(ws.OpText, deflated([]byte("same same"))),
 				frame(ws.OpText, "plain"),
 				compressedFrame(ws.OpBinary, deflated([]byte("same same")))),

@@ -159,6 +159,7 @@ func allCases() []tcase {
 	cs = append(cs, utf8Cases()...)
 	cs = append(cs, closeCases()...)
 	cs = append(cs, limitCases()...)
+	cs = append(cs, compressionCases()...)
 	return cs
 }
 

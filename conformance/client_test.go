@@ -87,42 +87,50 @@ type event struct {
 	err  error
 }
 
-// dial opens a TCP connection and performs the opening handshake by hand.
-func dial(addr string) (net.Conn, *bufio.Reader, error) {
+// dial opens a TCP connection and performs the opening handshake by hand, offering the
+// extensions in offer (if any); it returns the server's Sec-WebSocket-Extensions answer.
+func dial(addr, offer string) (net.Conn, *bufio.Reader, string, error) {
 	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, "", err
 	}
 	c.SetDeadline(time.Now().Add(5 * time.Second))
 	req := "GET / HTTP/1.1\r\nHost: " + addr + "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
-		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-	if _, err := io.WriteString(c, req); err != nil {
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+	if offer != "" {
+		req += "Sec-WebSocket-Extensions: " + offer + "\r\n"
+	}
+	if _, err := io.WriteString(c, req+"\r\n"); err != nil {
 		c.Close()
-		return nil, nil, err
+		return nil, nil, "", err
 	}
 	br := bufio.NewReaderSize(c, 64<<10)
 	resp, err := http.ReadResponse(br, nil)
 	if err != nil {
 		c.Close()
-		return nil, nil, err
+		return nil, nil, "", err
 	}
 	if resp.StatusCode != http.StatusSwitchingProtocols ||
 		resp.Header.Get("Sec-WebSocket-Accept") != "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=" ||
 		!strings.EqualFold(resp.Header.Get("Upgrade"), "websocket") {
 		c.Close()
-		return nil, nil, fmt.Errorf("handshake: %s", resp.Status)
+		return nil, nil, "", fmt.Errorf("handshake: %s", resp.Status)
 	}
 	c.SetDeadline(time.Time{})
-	return c, br, nil
+	return c, br, resp.Header.Get("Sec-WebSocket-Extensions"), nil
 }
 
 // readEvents parses the server's (unmasked) frames into events until the stream ends. It
 // checks what a client must: no mask, no reserved bits, control frames whole and short.
-func readEvents(br *bufio.Reader, out chan<- event) {
+// When permessage-deflate was negotiated (window > 0: the server's window bits), RSV1 is
+// allowed on the first frame of a data message, whose payload is then inflated; a
+// compressed message must fit the window (with no context takeover, a message no larger
+// than the window cannot refer back further).
+func readEvents(br *bufio.Reader, out chan<- event, window int) {
 	defer close(out)
 	var msgOp byte
 	var msg []byte
-	inMsg := false
+	inMsg, compressed := false, false
 	hdr := make([]byte, 14)
 	for {
 		ev, err := func() (*event, error) {
@@ -130,7 +138,8 @@ func readEvents(br *bufio.Reader, out chan<- event) {
 				return nil, err
 			}
 			fin, rsv, op := hdr[0]&0x80 != 0, hdr[0]&0x70, hdr[0]&0x0f
-			if hdr[1]&0x80 != 0 || rsv != 0 {
+			firstData := (op == opText || op == opBinary) && !inMsg
+			if hdr[1]&0x80 != 0 || rsv != 0 && !(rsv == 0x40 && window > 0 && firstData) {
 				return nil, fmt.Errorf("server frame masked or with reserved bits: % x", hdr[:2])
 			}
 			n := uint64(hdr[1] & 0x7f)
@@ -169,7 +178,7 @@ func readEvents(br *bufio.Reader, out chan<- event) {
 				if inMsg {
 					return nil, errors.New("server started a message inside another")
 				}
-				msgOp, msg, inMsg = op, p, true
+				msgOp, msg, inMsg, compressed = op, p, true, rsv != 0
 			case opCont:
 				if !inMsg {
 					return nil, errors.New("server sent a continuation with no message")
@@ -180,6 +189,16 @@ func readEvents(br *bufio.Reader, out chan<- event) {
 			}
 			if fin {
 				inMsg = false
+				if compressed {
+					inflated, err := inflate(msg)
+					if err != nil {
+						return nil, err
+					}
+					msg = inflated
+					if window < 15 && len(msg) > 1<<window {
+						return nil, fmt.Errorf("compressed message of %d bytes for a window of %d", len(msg), 1<<window)
+					}
+				}
 				return &event{kind: "message", op: msgOp, data: msg}, nil
 			}
 			return nil, nil

@@ -38,6 +38,8 @@ type want struct {
 	lastPongOnly bool
 	// nonStrictCodes: closing with one of these codes is accepted as non-strict.
 	nonStrictCodes []int
+	// summary, if set, describes events in the report instead of listing them.
+	summary string
 }
 
 type tcase struct {
@@ -45,6 +47,11 @@ type tcase struct {
 	send     func() []chunk
 	want     want
 	verdict  verdict // the verdict livepoll gets
+	// offer is the Sec-WebSocket-Extensions header of the handshake ("": none); answer
+	// is the one the server must answer with, and window the server_max_window_bits of
+	// the answer (0: the server's frames must not be compressed).
+	offer, answer string
+	window        int
 }
 
 func msg(op byte, p []byte) event { return event{kind: "message", op: op, data: p} }
@@ -59,13 +66,17 @@ const (
 
 // runCase runs one case against addr and returns its verdict and what happened.
 func runCase(addr string, tc tcase) (verdict, string) {
-	c, br, err := dial(addr)
+	c, br, answer, err := dial(addr, tc.offer)
 	if err != nil {
 		return failed, "dial: " + err.Error()
 	}
+	if answer != tc.answer {
+		c.Close()
+		return failed, fmt.Sprintf("Sec-WebSocket-Extensions %q, want %q", answer, tc.answer)
+	}
 	evc := make(chan event, 1024)
 	done := make(chan struct{})
-	go func() { readEvents(br, evc); close(done) }()
+	go func() { readEvents(br, evc, tc.window); close(done) }()
 	defer func() { c.Close(); <-done }()
 	c.(*net.TCPConn).SetNoDelay(true)
 

@@ -28,6 +28,17 @@
 // A violation is returned as an [*Error] carrying the close code to send
 // (1002, 1007 or 1009); after any error the Reader only repeats that error.
 //
+// # Compression
+//
+// permessage-deflate (RFC 7692) with no context takeover: a [Handler] that also
+// implements [CompressionHandler] and reports true accepts RSV1 on the first frame
+// of a data message. Such a message is assembled compressed, then inflated in one
+// go with a pooled decompressor; the limit applies to the inflated size (the output
+// stops one byte past it, so a decompression bomb costs at most the limit), and
+// text is validated once inflated. Invalid compressed data is a 1002. On the way
+// out, [Deflate] compresses one message with a pooled compressor and
+// [PutDeflatedHeader] marks its frame. No flate state outlives a message.
+//
 // # Writing
 //
 // Server frames are never masked and never fragmented: [AppendFrame],

@@ -73,6 +73,8 @@ func newError(code ws.StatusCode, reason string) *Error {
 // error however they are split between Feed calls.
 const (
 	reasonRsv               = "reserved bits set with no extension negotiated"
+	reasonRsvNotFirst       = "RSV1 on a control or continuation frame"
+	reasonInvalidDeflate    = "invalid compressed data"
 	reasonOpReserved        = "reserved opcode"
 	reasonControlFragmented = "fragmented control frame"
 	reasonControlTooLong    = "control frame payload over 125 bytes"

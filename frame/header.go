@@ -16,12 +16,15 @@ const maxClientHeaderSize = MaxHeaderSize + 4
 // checkStart applies every rule that the first two bytes of a client frame
 // header can break, so that a bad frame is refused before the rest of its
 // header arrives. inMessage tells whether a fragmented message is in
-// progress.
-func checkStart(b0, b1 byte, inMessage bool) *Error {
+// progress; h is asked whether compression was negotiated only when RSV1 is set.
+func checkStart(b0, b1 byte, inMessage bool, h Handler) *Error {
 	op := ws.OpCode(b0 & 0x0f)
+	if b0&0x70 != 0 {
+		if err := checkRsv(b0, h); err != nil {
+			return err
+		}
+	}
 	switch {
-	case b0&0x70 != 0:
-		return newError(ws.StatusProtocolError, reasonRsv)
 	case op.IsReserved():
 		return newError(ws.StatusProtocolError, reasonOpReserved)
 	case op.IsControl() && b0&0x80 == 0:
@@ -80,8 +83,13 @@ func decodeHeader(b []byte) (ws.Header, *Error) {
 }
 
 // checkLength refuses a data frame that would take the message over limit
-// (0 or less: no limit), before any byte of its payload is stored.
-func checkLength(h ws.Header, assembled int, limit int64) *Error {
+// (0 or less: no limit), before any byte of its payload is stored. For a
+// compressed message the compressed bytes get some slack (compressedLimit);
+// inflate applies limit itself.
+func checkLength(h ws.Header, assembled int, limit int64, compressed bool) *Error {
+	if compressed {
+		limit = compressedLimit(limit)
+	}
 	if limit > 0 && h.OpCode.IsData() && h.Length > limit-int64(assembled) {
 		return newError(ws.StatusMessageTooBig, reasonTooLarge)
 	}

@@ -112,10 +112,13 @@ func (e event) String() string {
 // recorder is a Handler that records what it gets. It fails with errStop
 // on call number failAt (1-based; 0: never).
 type recorder struct {
-	events []event
-	failAt int
-	pause  bool // answer every other call with ErrPause
+	events  []event
+	failAt  int
+	pause   bool // answer every other call with ErrPause
+	deflate bool // the connection negotiated permessage-deflate
 }
+
+func (r *recorder) Deflate() bool { return r.deflate }
 
 var errStop = errors.New("handler stop")
 
@@ -162,10 +165,15 @@ func (o outcome) equal(p outcome) bool {
 // offsets, and reports the outcome. Feeding stops at the first error, as a
 // server would; the error must then be sticky.
 func run(in []byte, cuts []int, limit int64, failAt int) outcome {
+	return runWith(in, cuts, limit, failAt, false)
+}
+
+// runWith is run on a connection that negotiated permessage-deflate or not.
+func runWith(in []byte, cuts []int, limit int64, failAt int, deflate bool) outcome {
 	in = slices.Clone(in)
 	var r Reader
 	defer r.Release()
-	h := &recorder{failAt: failAt}
+	h := &recorder{failAt: failAt, deflate: deflate}
 	var o outcome
 	prev := 0
 	for i := 0; i <= len(cuts); i++ {
@@ -191,10 +199,15 @@ func run(in []byte, cuts []int, limit int64, failAt int) outcome {
 // every frame, feeding the rest again after each pause, as a server bounding
 // its turns does; the outcome must be the same as without pauses.
 func runPausing(in []byte, limit int64, failAt int) outcome {
+	return runPausingWith(in, limit, failAt, false)
+}
+
+// runPausingWith is runPausing on a connection that negotiated permessage-deflate or not.
+func runPausingWith(in []byte, limit int64, failAt int, deflate bool) outcome {
 	in = slices.Clone(in)
 	var r Reader
 	defer r.Release()
-	h := &recorder{failAt: failAt, pause: true}
+	h := &recorder{failAt: failAt, pause: true, deflate: deflate}
 	var o outcome
 	for rest := in; ; {
 		n, err := r.FeedSome(rest, limit, h)

@@ -58,10 +58,12 @@ type state struct {
 
 	// msgOp is the opcode of the data message being assembled (text or
 	// binary), 0 when there is none; msg holds its payload so far (nil
-	// while empty) and text validates it when it is text.
-	msgOp ws.OpCode
-	msg   *[]byte
-	text  utf8Validator
+	// while empty) and text validates it when it is text. A compressed
+	// message (its first frame had RSV1) is validated once inflated.
+	msgOp      ws.OpCode
+	compressed bool
+	msg        *[]byte
+	text       utf8Validator
 }
 
 // Feed consumes p, bytes just read from the socket, and calls h for every
@@ -165,7 +167,7 @@ func (r *Reader) start(p []byte, limit int64, h Handler) (int, error) {
 	if len(p) < 2 {
 		return r.saveHeader(p), nil
 	}
-	if err := checkStart(p[0], p[1], inMessage); err != nil {
+	if err := checkStart(p[0], p[1], inMessage, h); err != nil {
 		return 0, err
 	}
 	hl := clientHeaderLen(p[1])
@@ -176,7 +178,8 @@ func (r *Reader) start(p []byte, limit int64, h Handler) (int, error) {
 	if herr != nil {
 		return 0, herr
 	}
-	if err := checkLength(fh, r.assembled(), limit); err != nil {
+	compressed := fh.Rsv != 0 || inMessage && r.st.compressed
+	if err := checkLength(fh, r.assembled(), limit, compressed); err != nil {
 		return 0, err
 	}
 	rest := p[hl:]
@@ -187,13 +190,16 @@ func (r *Reader) start(p []byte, limit int64, h Handler) (int, error) {
 		if fh.OpCode.IsControl() {
 			return hl + len(payload), deliverControl(h, fh.OpCode, payload)
 		}
+		if compressed {
+			return hl + len(payload), deliverInflated(h, fh.OpCode, payload, limit)
+		}
 		if fh.OpCode == ws.OpText && !utf8.Valid(payload) {
 			return 0, newError(ws.StatusInvalidFramePayloadData, reasonInvalidText)
 		}
 		return hl + len(payload), h.Message(fh.OpCode, payload)
 	}
 	r.state().begin(fh)
-	n, err := r.payload(rest, h)
+	n, err := r.payload(rest, limit, h)
 	return hl + n, err
 }
 
@@ -201,7 +207,7 @@ func (r *Reader) start(p []byte, limit int64, h Handler) (int, error) {
 func (r *Reader) resume(p []byte, limit int64, h Handler) (int, error) {
 	st := r.st
 	if st.inFrame {
-		return r.payload(p, h)
+		return r.payload(p, limit, h)
 	}
 	n := 0
 	if st.hdrLen < 2 {
@@ -209,7 +215,7 @@ func (r *Reader) resume(p []byte, limit int64, h Handler) (int, error) {
 		// the first two bytes.
 		n = copy(st.hdr[st.hdrLen:2], p)
 		st.hdrLen += n
-		if err := checkStart(st.hdr[0], st.hdr[1], st.msgOp != 0); err != nil {
+		if err := checkStart(st.hdr[0], st.hdr[1], st.msgOp != 0, h); err != nil {
 			return n, err
 		}
 	}
@@ -225,18 +231,19 @@ func (r *Reader) resume(p []byte, limit int64, h Handler) (int, error) {
 	if herr != nil {
 		return n, herr
 	}
-	if err := checkLength(fh, r.assembled(), limit); err != nil {
+	compressed := fh.Rsv != 0 || st.msgOp != 0 && st.compressed
+	if err := checkLength(fh, r.assembled(), limit, compressed); err != nil {
 		return n, err
 	}
 	st.begin(fh)
-	m, err := r.payload(p[n:], h)
+	m, err := r.payload(p[n:], limit, h)
 	return n + m, err
 }
 
 // payload takes the next bytes of the current frame's payload from p,
 // stores them, and finishes the frame when it is complete. It returns how
 // many bytes of p it consumed.
-func (r *Reader) payload(p []byte, h Handler) (int, error) {
+func (r *Reader) payload(p []byte, limit int64, h Handler) (int, error) {
 	st := r.st
 	k := int(min(st.frame.Length-st.got, int64(len(p))))
 	chunk := p[:k]
@@ -244,7 +251,7 @@ func (r *Reader) payload(p []byte, h Handler) (int, error) {
 	if st.frame.OpCode.IsControl() {
 		copy(st.ctl[st.got:], chunk)
 	} else {
-		if st.msgOp == ws.OpText && !st.text.write(chunk) {
+		if st.msgOp == ws.OpText && !st.compressed && !st.text.write(chunk) {
 			return k, newError(ws.StatusInvalidFramePayloadData, reasonInvalidText)
 		}
 		st.appendMessage(chunk)
@@ -261,6 +268,13 @@ func (r *Reader) payload(p []byte, h Handler) (int, error) {
 		err = deliverControl(h, st.frame.OpCode, st.ctl[:st.got])
 	case !st.frame.Fin:
 		return k, nil
+	case st.compressed:
+		var msg []byte
+		if st.msg != nil {
+			msg = *st.msg
+		}
+		err = deliverInflated(h, st.msgOp, msg, limit)
+		st.endMessage()
 	case st.msgOp == ws.OpText && !st.text.complete():
 		return k, newError(ws.StatusInvalidFramePayloadData, reasonInvalidText)
 	default:
@@ -325,6 +339,7 @@ func (st *state) begin(h ws.Header) {
 	st.inFrame = true
 	if h.OpCode == ws.OpText || h.OpCode == ws.OpBinary {
 		st.msgOp = h.OpCode
+		st.compressed = h.Rsv != 0
 		st.text = utf8Validator{}
 	}
 }
@@ -357,5 +372,6 @@ func (st *state) endMessage() {
 		st.msg = nil
 	}
 	st.msgOp = 0
+	st.compressed = false
 	st.text = utf8Validator{}
 }

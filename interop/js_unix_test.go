@@ -39,3 +39,24 @@ func TestChromium(t *testing.T) {
 	t.Logf("chromium %s (%s)", r.Browser, r.Version)
 	checkReport(t, a, "chromium", r, false)
 }
+
+// TestNodeWSCompressed runs the checks with the server's compression on: ws offers
+// permessage-deflate by default, so the 1 MiB message goes compressed both ways.
+func TestNodeWSCompressed(t *testing.T) {
+	t.Parallel()
+	js := nodeReady(t)
+	a := runServerWith(t, true)
+	out := js.Run(t, 90*time.Second, "node_client.mjs", a.wsURL, strconv.Itoa(int(idle/time.Millisecond)))
+	checkReport(t, a, "ws", parseReport(t, out), true)
+}
+
+// TestChromiumCompressed: Chromium offers permessage-deflate on every connection.
+func TestChromiumCompressed(t *testing.T) {
+	t.Parallel()
+	js := nodeReady(t)
+	chromium := browsertest.NeedChromium(t)
+	a := runServerWith(t, true)
+	page := a.base + "/?idle=" + strconv.Itoa(int(idle/time.Millisecond))
+	out := js.Run(t, 120*time.Second, "browser_client.mjs", page, chromium)
+	checkReport(t, a, "chromium", parseReport(t, out), false)
+}

@@ -26,6 +26,7 @@ type closeInfo struct {
 type report struct {
 	Client      string `json:"client"`
 	Version     string `json:"version"`
+	Extensions  string `json:"extensions"` // the WebSocket's extensions attribute
 	Browser     string `json:"browserVersion"`
 	BSubscribed msg    `json:"bSubscribed"`
 	Subscribed  msg    `json:"subscribed"`
@@ -65,6 +66,14 @@ func checkReport(t *testing.T, a *app, name string, r report, wantPing bool) {
 	t.Helper()
 	if r.Error != "" {
 		t.Fatalf("%s: %s", name, r.Error)
+	}
+	wantExt := ""
+	if a.compress {
+		wantExt = "permessage-deflate; server_no_context_takeover; client_no_context_takeover"
+	}
+	// ws's extensions attribute holds the extension's name only, Chromium's the whole answer.
+	if r.Extensions != wantExt && !(name == "ws" && a.compress && r.Extensions == "permessage-deflate") {
+		t.Errorf("%s negotiated extensions %q, want %q", name, r.Extensions, wantExt)
 	}
 	text := func(what string, m msg, want string) {
 		t.Helper()
@@ -113,6 +122,12 @@ func checkReport(t *testing.T, a *app, name string, r report, wantPing bool) {
 		if err != nil {
 			t.Errorf("OnClose(%s) = %v, want nil", n, err)
 		}
+	}
+	// The 1 MiB message went both ways: compressed, the whole conversation is far
+	// smaller on the wire; plain, each direction carries at least the 1 MiB.
+	st := a.srv.Stats()
+	if compressed := st.BytesIn < bigSize/4 && st.BytesOut < bigSize/4; compressed != a.compress {
+		t.Errorf("%s: %d bytes read and %d written by the server with compression %v", name, st.BytesIn, st.BytesOut, a.compress)
 	}
 }
 

@@ -29,11 +29,13 @@ const (
 
 // app is a running server: its URLs and what OnClose received, by session name.
 type app struct {
-	base   string // http://127.0.0.1:port
-	wsURL  string // ws://127.0.0.1:port/ws
-	mu     sync.Mutex
-	closes map[string]error
-	closed chan string
+	base     string // http://127.0.0.1:port
+	wsURL    string // ws://127.0.0.1:port/ws
+	srv      *live.Server
+	compress bool // Options.Compression
+	mu       sync.Mutex
+	closes   map[string]error
+	closed   chan string
 }
 
 // runServer starts live.New + Handler on an httptest server on 127.0.0.1 with the test
@@ -41,11 +43,15 @@ type app struct {
 // {"topic":T,"data":D} publishes D to T; "echo" sends the message back; "close" closes the
 // session. Sessions are named by the name query parameter (OnAuth). The same server
 // serves page.html and checks.mjs for the browser, so the page is same-origin.
-func runServer(t *testing.T) *app {
+func runServer(t *testing.T) *app { return runServerWith(t, false) }
+
+// runServerWith is runServer with or without Options.Compression.
+func runServerWith(t *testing.T, compress bool) *app {
 	t.Helper()
-	a := &app{closes: map[string]error{}, closed: make(chan string, 64)}
+	a := &app{closes: map[string]error{}, closed: make(chan string, 64), compress: compress}
 	var srv *live.Server
 	srv = live.New(live.Options{
+		Compression:  compress,
 		PingInterval: pingInterval,
 		IdleTimeout:  idleTimeout,
 		OnAuth: func(ctx context.Context, r *http.Request) (any, error) {
@@ -108,6 +114,7 @@ func runServer(t *testing.T) *app {
 			t.Errorf("live.Server.Close: %v", err)
 		}
 	})
+	a.srv = srv
 	a.base = hs.URL
 	a.wsURL = "ws" + strings.TrimPrefix(hs.URL, "http") + "/ws"
 	return a

@@ -56,21 +56,24 @@ func (b *flushBatch) Run() {
 	flushBatches.Put(b)
 }
 
-// deliverAll hands f to every session of subs, a snapshot of a topic's subscribers.
+// deliverAll hands f to every session of subs, a snapshot of a topic's subscribers; the
+// sessions that negotiated compression get its compressed form, made once.
 func (srv *Server) deliverAll(subs []*Session, f *pool.Shared) {
+	m := outgoing{plain: f}
+	defer m.release()
 	if len(subs) < fanoutLarge || srv.eng == nil {
 		if len(subs) >= ringDirectMin && srv.eng != nil && srv.deliverRing(subs, f) {
 			return
 		}
 		for _, s := range subs {
-			_ = s.deliver(f)
+			_ = s.deliver(m.frameFor(s))
 		}
 		return
 	}
 	deferredFanouts.Add(1)
 	var b *flushBatch
 	for _, s := range subs {
-		if !s.enqueue(f) {
+		if !s.enqueue(m.frameFor(s)) {
 			continue
 		}
 		if b == nil {

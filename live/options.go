@@ -133,6 +133,19 @@ type Options struct {
 	// the CloseEvent's code). Other values are replaced by 1001.
 	ShutdownCode int
 
+	// Compression negotiates permessage-deflate (RFC 7692) with clients that offer it, as
+	// browsers do (default false, as in mizu, which does not compress). Both directions
+	// run without context takeover: an idle session holds no compression state, and
+	// Publish compresses a message once for all its subscribers that negotiated it; the
+	// others get the plain frame. Messages under CompressionMinSize, or that compression
+	// would not make smaller, go plain. ReadLimit applies to a compressed client message's
+	// inflated size. docs/compression.md has the details and the costs.
+	Compression bool
+
+	// CompressionMinSize is the smallest message payload, in bytes, sent compressed to a
+	// session that negotiated compression (default 256).
+	CompressionMinSize int
+
 	// Broker shares published messages with the other nodes of a cluster (see Broker and
 	// docs/scaling.md). Nil, the default, keeps them in this process.
 	Broker Broker
@@ -153,6 +166,9 @@ func (o Options) withDefaults() Options {
 	o.QueueBytes = min(o.QueueBytes, maxQueueBytes)
 	if o.ReadLimit <= 0 {
 		o.ReadLimit = defaultReadLimit
+	}
+	if o.CompressionMinSize <= 0 {
+		o.CompressionMinSize = defaultCompressionMinSize
 	}
 	if o.MessageRate > 0 && o.MessageBurst <= 0 {
 		o.MessageBurst = max(1, int(o.MessageRate))

@@ -286,7 +286,7 @@ func (h *frameHandler) Message(op ws.OpCode, payload []byte) error {
 	}
 	s.srv.stats.messagesIn.Add(1)
 	if s.srv.echo {
-		if err := s.sendFrame(op, payload); err != nil {
+		if err := s.sendEcho(op, payload); err != nil {
 			return err
 		}
 		return s.frameDone()

@@ -80,6 +80,7 @@ type Session struct {
 	throttled bool           // listed in Server.throttle; guarded by its mu
 	inWheel   bool           // in the keepalive wheel at wheelSlot, wheelPos; guarded by the wheel's mu
 	wheelSlot uint8          // (the wheel's)
+	zbits     uint8          // permessage-deflate negotiated: the window bits its messages fit (8..15); 0: not. Set before the session is visible, then read-only
 	qoff      int32          // q[0] is written from this offset
 	wheelPos  int32          // (the wheel's)
 	qbytes    int32          // what the queued frames hold (frameCost each), counted against QueueBytes
@@ -116,7 +117,7 @@ func (s *Session) Send(msg Message) error {
 		s.srv.stats.dropped.Add(1)
 		return nil
 	}
-	err = s.deliver(f)
+	err = s.deliverMessage(f)
 	f.Release()
 	if err == nil {
 		s.srv.stats.messagesOut.Add(1)

@@ -88,7 +88,14 @@ func (srv *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	brw = nil
 
-	if _, err := conn.Write(acceptResponse(key)); err != nil {
+	var ext string
+	var zbits uint8
+	// The echo engine (cmd/echo, conformance) negotiates whenever offered; cmd/echo
+	// hides the offers when compression is turned off.
+	if srv.opts.Compression || srv.echo {
+		ext, zbits = negotiateDeflate(r.Header.Values("Sec-WebSocket-Extensions"))
+	}
+	if _, err := conn.Write(acceptResponse(key, ext)); err != nil {
 		_ = conn.Close()
 		return
 	}
@@ -106,6 +113,7 @@ func (srv *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		conn:    conn,
 		fd:      int32(fd),
 		fdOpen:  true,
+		zbits:   zbits,
 		pending: pre,
 		base:    r.Context(),
 	}
@@ -235,11 +243,17 @@ func validKey(key string) bool {
 
 const acceptGUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
-func acceptResponse(key string) []byte {
+// acceptResponse is the 101 answer, with the Sec-WebSocket-Extensions answer ext if it is
+// not empty.
+func acceptResponse(key, ext string) []byte {
 	sum := sha1.Sum([]byte(key + acceptGUID))
-	b := make([]byte, 0, 129)
+	b := make([]byte, 0, 129+len(ext))
 	b = append(b, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: "...)
 	b = base64.StdEncoding.AppendEncode(b, sum[:])
+	if ext != "" {
+		b = append(b, "\r\nSec-WebSocket-Extensions: "...)
+		b = append(b, ext...)
+	}
 	return append(b, "\r\n\r\n"...)
 }
 

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"net"
 	"strings"
 	"testing"
@@ -16,24 +17,34 @@ import (
 func TestMain(m *testing.M) { leakcheck.Main(m) }
 
 func TestEchoesEveryMessageUnchanged(t *testing.T) {
+	for _, compress := range []bool{true, false} {
+		t.Run(fmt.Sprintf("compress=%v", compress), func(t *testing.T) { testEcho(t, compress) })
+	}
+}
+
+// testEcho runs the echo server with or without compression and a client that offers it.
+func testEcho(t *testing.T, compress bool) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	srv := rawecho.New(16 << 20)
-	hs := newHTTPServer(srv)
+	hs := newHTTPServer(srv, compress)
 	go hs.Serve(ln)
 	defer func() {
 		hs.Close()
 		srv.Close()
 	}()
 
-	d := websocket.Dialer{WriteBufferSize: 4096}
-	c, _, err := d.Dial("ws://"+ln.Addr().String()+"/", nil)
+	d := websocket.Dialer{WriteBufferSize: 4096, EnableCompression: true}
+	c, resp, err := d.Dial("ws://"+ln.Addr().String()+"/", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
+	if got := resp.Header.Get("Sec-WebSocket-Extensions") != ""; got != compress {
+		t.Fatalf("extension negotiated: %v, want %v", got, compress)
+	}
 
 	big := bytes.Repeat([]byte("0123456789abcdef"), 1<<20) // 16 MiB
 	cases := []struct {

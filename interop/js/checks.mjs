@@ -88,6 +88,7 @@ export async function runChecks({ WebSocket, url, name, ping, idleMs }) {
   r.bSubscribed = await b.next('b subscribed');
 
   const a = await open(WebSocket, `${url}?name=${name}-a`);
+  r.extensions = a.ws.extensions;
   a.send({ topic: 'subscribe', data: { topic: 'room' } });
   r.subscribed = await a.next('subscribed');
 

@@ -21,18 +21,22 @@ import (
 
 // ClientResult is what the client process reports (one JSON line).
 type ClientResult struct {
-	Subs        int     `json:"subs"`
-	Published   int64   `json:"published"`   // messages sent, whole run
-	Seconds     float64 `json:"seconds"`     // measured window
-	Deliveries  int64   `json:"deliveries"`  // received in the measured window
-	Total       int64   `json:"total"`       // received, whole run
-	Lost        int64   `json:"lost"`        // seqs owed to a subscriber it never saw (closed ones included)
-	LostClosed  int64   `json:"lost_closed"` // the part of Lost owed to subscribers the server closed
-	Dup         int64   `json:"dup"`         // seqs seen again or out of order
-	Closed      int64   `json:"closed"`      // subscribers closed by the server
-	CloseErr    string  `json:"close_err,omitempty"`
-	Incomplete  int64   `json:"incomplete"`  // closed loop: messages given up on after 2 s
-	FrameBytes  int     `json:"frame_bytes"` // delivered frame size
+	Subs       int     `json:"subs"`
+	Published  int64   `json:"published"`   // messages sent, whole run
+	Seconds    float64 `json:"seconds"`     // measured window
+	Deliveries int64   `json:"deliveries"`  // received in the measured window
+	Total      int64   `json:"total"`       // received, whole run
+	Lost       int64   `json:"lost"`        // seqs owed to a subscriber it never saw (closed ones included)
+	LostClosed int64   `json:"lost_closed"` // the part of Lost owed to subscribers the server closed
+	Dup        int64   `json:"dup"`         // seqs seen again or out of order
+	Closed     int64   `json:"closed"`      // subscribers closed by the server
+	CloseErr   string  `json:"close_err,omitempty"`
+	Incomplete int64   `json:"incomplete"`  // closed loop: messages given up on after 2 s
+	FrameBytes int     `json:"frame_bytes"` // delivered frame size (uncompressed)
+	// WireBytes is the mean size on the wire of a delivered frame (whole run), and
+	// Compressed how many deliveries arrived compressed (-compress).
+	WireBytes   float64 `json:"wire_bytes_per_delivery"`
+	Compressed  int64   `json:"compressed"`
 	Latency     Latency `json:"latency"`
 	ClientCPUNs int64   `json:"client_cpu_ns"` // in the measured window
 }
@@ -58,8 +62,11 @@ const ring = 1 << 16 // completion counters, by seq modulo ring
 type loopState struct {
 	loop       *wsfleet.Loop
 	hist       hist.Hist // owned by the loop goroutine
+	z          inflater  // owned by the loop goroutine
 	deliveries atomic.Int64
 	frameBytes atomic.Int64
+	wireBytes  atomic.Int64
+	compressed atomic.Int64
 	bad        atomic.Int64
 }
 
@@ -86,6 +93,12 @@ func runClient() error {
 			if c.ID < 0 {
 				return // the publisher's connection
 			}
+			wire := frameLen(len(p))
+			p, compressed, err := st.z.message(p)
+			if err != nil {
+				st.bad.Add(1)
+				return
+			}
 			seq, ts, ok := parseSeqTS(p)
 			if !ok {
 				st.bad.Add(1)
@@ -102,6 +115,10 @@ func runClient() error {
 			}
 			c.Seq = seq
 			st.deliveries.Add(1)
+			st.wireBytes.Add(int64(wire))
+			if compressed {
+				st.compressed.Add(1)
+			}
 			if st.frameBytes.Load() == 0 {
 				st.frameBytes.Store(int64(frameLen(len(p))))
 			}
@@ -136,15 +153,25 @@ func runClient() error {
 		return d
 	}
 
-	err := wsfleet.DialMany(context.Background(), wsfleet.DialSpec{
-		URL: url, From: 0, To: n, Concurrency: *dialConc, Rate: *dialRate,
-		First: func(int) []byte { return []byte(`{"topic":"subscribe","data":{"topic":"fan"}}`) },
-		Opened: func(d wsfleet.Dialed) error {
-			c := &wsfleet.Conn{FD: d.FD, ID: d.Index}
-			conns[d.Index] = c
-			return loops[d.Index%len(loops)].loop.Add(c, d.Leftover)
-		},
-	})
+	subscribe := []byte(`{"topic":"subscribe","data":{"topic":"fan"}}`)
+	var err error
+	if *compress {
+		err = dialCompressing(context.Background(), url, n, *dialConc, *dialRate, subscribe, func(i, fd int, leftover []byte) error {
+			c := &wsfleet.Conn{FD: fd, ID: i}
+			conns[i] = c
+			return loops[i%len(loops)].loop.Add(c, leftover)
+		})
+	} else {
+		err = wsfleet.DialMany(context.Background(), wsfleet.DialSpec{
+			URL: url, From: 0, To: n, Concurrency: *dialConc, Rate: *dialRate,
+			First: func(int) []byte { return subscribe },
+			Opened: func(d wsfleet.Dialed) error {
+				c := &wsfleet.Conn{FD: d.FD, ID: d.Index}
+				conns[d.Index] = c
+				return loops[d.Index%len(loops)].loop.Add(c, d.Leftover)
+			},
+		})
+	}
 	if err != nil {
 		return err
 	}
@@ -165,6 +192,9 @@ func runClient() error {
 	// it so the frame (2-byte header) is -frame bytes while ts has 19 digits.
 	fixed := 2 + len(`{"topic":"fan","data":{"seq":,"ts":1234567890123456789,"pad":""}}`)
 	pad := bytes.Repeat([]byte{'x'}, max(0, *frame-fixed))
+	if *compress {
+		pad = compressiblePad(len(pad))
+	}
 	var msg, wire []byte
 	publish := func(seq int64) error {
 		counts[seq%ring].Store(0)
@@ -277,9 +307,12 @@ func runClient() error {
 	res.Total = deliveries()
 	res.Closed = closedConns()
 	var h hist.Hist
+	var wireTotal int64
 	for _, st := range loops {
 		h.Merge(&st.hist)
 		res.FrameBytes = max(res.FrameBytes, int(st.frameBytes.Load()))
+		wireTotal += st.wireBytes.Load()
+		res.Compressed += st.compressed.Load()
 		if e := st.loop.LastErr(); e != nil && res.Closed > 0 {
 			res.CloseErr = fmt.Sprint(e)
 		}
@@ -293,6 +326,9 @@ func runClient() error {
 	}
 	res.Lost, res.LostClosed, res.Dup = tally(seq, accounts)
 	res.Latency = latencyOf(&h)
+	if res.Total > 0 {
+		res.WireBytes = float64(wireTotal) / float64(res.Total)
+	}
 	for _, st := range loops {
 		st.loop.CloseAll()
 	}

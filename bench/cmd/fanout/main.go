@@ -20,6 +20,9 @@
 // writes one -frame-byte buffer to each per round; its CPU time per write()
 // is the kernel's cost of one small loopback write, a lower bound for the
 // server's CPU per delivery.
+//
+// With -compress the subscribers negotiate permessage-deflate; the results add the
+// bytes each delivery took on the wire and how many arrived compressed.
 package main
 
 import (
@@ -44,6 +47,7 @@ var (
 	dialRate = flag.Int("dial-rate", 4000, "new connections per second at most")
 	dialConc = flag.Int("dial-conc", 200, "handshakes in flight at once")
 	timeout  = flag.Duration("timeout", 10*time.Minute, "the whole run stops after this long")
+	compress = flag.Bool("compress", false, "run the server apps with -compress and have every subscriber offer permessage-deflate (not mizu, which does not compress)")
 
 	role     = flag.String("role", "", "internal: client, sink or writer (child processes)")
 	addrFlag = flag.String("addr", "", "internal: server address (client), data address (sink, writer)")

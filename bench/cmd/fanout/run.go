@@ -96,7 +96,7 @@ func childArgs(role string, extra ...string) []string {
 	args := []string{"-role", role, "-subs", strconv.Itoa(*subs), "-window", strconv.Itoa(*window),
 		"-rate", strconv.FormatFloat(*rate, 'g', -1, 64), "-duration", duration.String(),
 		"-warmup", warmup.String(), "-frame", strconv.Itoa(*frame), "-dial-rate", strconv.Itoa(*dialRate),
-		"-dial-conc", strconv.Itoa(*dialConc), "-timeout", timeout.String()}
+		"-dial-conc", strconv.Itoa(*dialConc), "-timeout", timeout.String(), "-compress=" + strconv.FormatBool(*compress)}
 	return append(args, extra...)
 }
 
@@ -168,7 +168,7 @@ func runImpl(benchDir, tmp, self, impl string, r *Result) error {
 	if err != nil {
 		return err
 	}
-	srv, err := harness.StartServer(bin, filepath.Join(tmp, impl+"-server.log"), *timeout)
+	srv, err := startServer(bin, filepath.Join(tmp, impl+"-server.log"))
 	if err != nil {
 		return err
 	}
@@ -304,10 +304,10 @@ func printTable(w io.Writer, results []Result, mode string) {
 	}
 	fmt.Fprintf(w, "fanout: %d subscribers, %s, %v measured\n", *subs, mode, *duration)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprint(tw, "impl\tdeliveries/s\tCPU µs/delivery\t/mizu\t/floor\tsrv cores\tsoftirq µs/del\tclient(sink) µs/del\tother cores\tframe B\tlost\tdup\tclosed\tp50\tp90\tp99\tp99.9\tmax\t\n")
+	fmt.Fprint(tw, "impl\tdeliveries/s\tCPU µs/delivery\t/mizu\t/floor\tsrv cores\tsoftirq µs/del\tclient(sink) µs/del\tother cores\tframe B\twire B/del\tcompressed\tlost\tdup\tclosed\tp50\tp90\tp99\tp99.9\tmax\t\n")
 	for _, r := range results {
 		if r.Error != "" {
-			fmt.Fprintf(tw, "%s\tFAILED\t\t\t\t\t\t\t\t\t\t\t\t\t\t\n", r.Impl)
+			fmt.Fprintf(tw, "%s\tFAILED\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t\n", r.Impl)
 			continue
 		}
 		cores := 0.0
@@ -319,11 +319,11 @@ func printTable(w io.Writer, results []Result, mode string) {
 			perOp(r.SoftirqCPUNs, r.ops()), perOp(r.PeerCPUNs, r.ops()), float64(r.OtherCPUNs)/1e9/secs)
 		if c := r.Client; c != nil {
 			l := c.Latency
-			fmt.Fprintf(tw, "%d\t%d\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t\n",
-				c.FrameBytes, c.Lost, c.Dup, c.Closed,
+			fmt.Fprintf(tw, "%d\t%.0f\t%d\t%d\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t\n",
+				c.FrameBytes, c.WireBytes, c.Compressed, c.Lost, c.Dup, c.Closed,
 				us(l.P50), us(l.P90), us(l.P99), us(l.P999), us(l.Max))
 		} else {
-			fmt.Fprintf(tw, "%d\t-\t-\t-\t-\t-\t-\t-\t-\t\n", *frame)
+			fmt.Fprintf(tw, "%d\t%d\t-\t-\t-\t-\t-\t-\t-\t-\t-\t\n", *frame, *frame)
 		}
 	}
 	tw.Flush()

@@ -20,10 +20,13 @@
 // Left at their defaults, as in mizu's app: no read or write deadlines and
 // no ping/pong heartbeat (the chat example has one; this app has none),
 // ReadBufferSize 0 (the HTTP server's 4 KiB reader is reused), no read
-// limit, no compression.
+// limit, no compression unless -compress: then Upgrader.EnableCompression
+// (permessage-deflate, no context takeover, gorilla's only mode); a
+// PreparedMessage compresses once for all subscribers that negotiated it.
 package main
 
 import (
+	"flag"
 	"log"
 	"net/http"
 	"sync"
@@ -39,12 +42,14 @@ import (
 const queueSize = 256
 
 func main() {
+	compress := flag.Bool("compress", false, "negotiate permessage-deflate with clients that offer it")
 	addr := pubsub.Startup()
 
 	a := &app{}
 	upgrader := websocket.Upgrader{
-		WriteBufferPool: &sync.Pool{},
-		CheckOrigin:     func(*http.Request) bool { return true },
+		WriteBufferPool:   &sync.Pool{},
+		CheckOrigin:       func(*http.Request) bool { return true },
+		EnableCompression: *compress,
 	}
 	ws := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		a.counters.Auths.Add(1)

@@ -21,8 +21,9 @@
 //     out of order; this app needs them in order (a subscribe before the
 //     publish that follows it, the publisher's sequence numbers), as mizu's
 //     live delivers them. gws v1.8.9 has no ReadAsync option.
-//   - PermessageDeflate stays off: mizu's live does not compress and the
-//     benchmark clients do not offer it.
+//   - PermessageDeflate stays off unless -compress: then Enabled, gws's
+//     defaults otherwise (no context takeover either way, its threshold and
+//     level); the Broadcaster compresses a message once for all subscribers.
 //   - No SetDeadline heartbeat in OnOpen/OnPing: this app has none.
 //
 // gws's write queue has no bound, so unlike mizu's live (256 messages, then
@@ -31,6 +32,7 @@
 package main
 
 import (
+	"flag"
 	"log"
 	"net/http"
 
@@ -41,11 +43,13 @@ import (
 )
 
 func main() {
+	compress := flag.Bool("compress", false, "negotiate permessage-deflate with clients that offer it")
 	addr := pubsub.Startup()
 
 	a := &app{}
 	upgrader := gws.NewUpgrader(a, &gws.ServerOption{
-		Recovery: gws.Recovery,
+		PermessageDeflate: gws.PermessageDeflate{Enabled: *compress},
+		Recovery:          gws.Recovery,
 		Authorize: func(*http.Request, gws.SessionStorage) bool {
 			a.counters.Auths.Add(1)
 			return true

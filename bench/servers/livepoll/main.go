@@ -1,11 +1,13 @@
 // Command livepoll is the benchmark pub/sub app on github.com/livepoll/livepoll/live.
-// It is servers/mizu/main.go with a different import line; keep the two
-// files identical otherwise (diff them).
+// It is servers/mizu/main.go with a different import line and a -compress flag
+// (Options.Compression: permessage-deflate with clients that offer it; mizu's live
+// does not compress); keep the two files identical otherwise (diff them).
 package main
 
 import (
 	"context"
 	"encoding/json"
+	"flag"
 	"log"
 	"net/http"
 	"sync/atomic"
@@ -17,11 +19,13 @@ import (
 )
 
 func main() {
+	compress := flag.Bool("compress", false, "negotiate permessage-deflate with clients that offer it")
 	addr := pubsub.Startup()
 
 	var counters stats.Counters
 	var server *live.Server
 	server = live.New(live.Options{
+		Compression: *compress,
 		OnAuth: func(ctx context.Context, r *http.Request) (any, error) {
 			counters.Auths.Add(1)
 			return new(atomic.Bool), nil // set once the session is counted

@@ -1,6 +1,7 @@
 // Command mizu is the benchmark pub/sub app on github.com/go-mizu/mizu/live.
-// It is servers/livepoll/main.go with a different import line; keep the two
-// files identical otherwise (diff them).
+// It is servers/livepoll/main.go with a different import line and without its
+// -compress flag (mizu's live does not compress); keep the two files identical
+// otherwise (diff them).
 package main
 
 import (

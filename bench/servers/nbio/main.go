@@ -40,10 +40,13 @@
 // Left at their defaults: NPoller (NumCPU/4, at least 1), level-triggered
 // epoll, reading in the poller (AsyncReadInPoller false), the message
 // handler pool (OnMessage runs there, one job at a time per connection, in
-// order), MaxLoad, no compression.
+// order), MaxLoad, no compression unless -compress: then
+// Upgrader.EnableCompression(true) (nbio's default level); each WriteMessage
+// compresses for its own connection, nbio having no frame shared by many.
 package main
 
 import (
+	"flag"
 	"log"
 	"net/http"
 	"runtime"
@@ -58,10 +61,12 @@ import (
 )
 
 func main() {
+	compress := flag.Bool("compress", false, "negotiate permessage-deflate with clients that offer it")
 	addr := pubsub.Startup()
 
 	a := &app{writers: startWriters(runtime.GOMAXPROCS(0))}
 	upgrader := websocket.NewUpgrader()
+	upgrader.EnableCompression(*compress)
 	upgrader.KeepaliveTime = 0
 	upgrader.CheckOrigin = func(*http.Request) bool { return true }
 	upgrader.OnOpen(func(c *websocket.Conn) { c.SetSession(&peer{conn: c, writer: a.writers.assign()}) })

@@ -62,7 +62,7 @@ func (srv *Server) deliverAll(subs []*Session, f *pool.Shared) {
 	m := outgoing{plain: f}
 	defer m.release()
 	if len(subs) < fanoutLarge || srv.eng == nil {
-		if len(subs) >= ringDirectMin && srv.eng != nil && srv.deliverRing(subs, f) {
+		if len(subs) >= ringDirectMin && srv.eng != nil && srv.deliverRing(subs, &m) {
 			return
 		}
 		for _, s := range subs {
@@ -91,11 +91,11 @@ func (srv *Server) deliverAll(subs []*Session, f *pool.Shared) {
 	}
 }
 
-// deliverRing writes f to a topic smaller than fanoutLarge from the publisher's goroutine,
-// through a ring: f is queued on every subscriber and the queues that were empty are
+// deliverRing writes m to a topic smaller than fanoutLarge from the publisher's goroutine,
+// through a ring: each subscriber's form of m is queued and the queues that were empty are
 // written in one io_uring_enter per fanoutBatch sessions. It reports false, having done
 // nothing, when no ring is free (io_uring unavailable, or every ring in use).
-func (srv *Server) deliverRing(subs []*Session, f *pool.Shared) bool {
+func (srv *Server) deliverRing(subs []*Session, m *outgoing) bool {
 	r := srv.eng.rings.get(srv)
 	if r == nil {
 		return false
@@ -104,7 +104,7 @@ func (srv *Server) deliverRing(subs []*Session, f *pool.Shared) bool {
 	b.srv = srv
 	failed := false
 	for _, s := range subs {
-		if !s.enqueue(f) {
+		if !s.enqueue(m.frameFor(s)) {
 			continue
 		}
 		b.sessions[b.n] = s

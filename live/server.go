@@ -161,7 +161,7 @@ func (srv *Server) start() error {
 		stop: make(chan struct{}),
 		done: make(chan struct{}),
 	}
-	srv.eng.rings.max = 4 * runtime.GOMAXPROCS(0) // one per eager worker (pool.New)
+	srv.eng.rings.max = min(4*runtime.GOMAXPROCS(0), 16) // one per eager worker (pool.New), at most 16 (~70 KiB and a descriptor each)
 	go srv.sweep()
 	return nil
 }

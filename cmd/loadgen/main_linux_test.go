@@ -111,6 +111,10 @@ func checkServerFigures(t *testing.T, r *report) {
 	if k.Ends != 2 || k.After.TCPInuse < 2*k.Conns || k.PerEndBytes != k.PerConn.TotalBytes/2 {
 		t.Errorf("kernel figures: ends %d, %d TCP sockets in use for %d connections, per end %.0f of %.0f B", k.Ends, k.After.TCPInuse, k.Conns, k.PerEndBytes, k.PerConn.TotalBytes)
 	}
+	// The drop counters of both phases are there (their values depend on the host's load).
+	if r.Network == nil {
+		t.Fatalf("no network figures (%s)", r.NetworkSkipped)
+	}
 }
 
 func checkLoad(t *testing.T, r *report) {

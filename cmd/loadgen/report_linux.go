@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/livepoll/livepoll/internal/hist"
+	"github.com/livepoll/livepoll/internal/kmem"
 	"github.com/livepoll/livepoll/internal/srvstats"
 )
 
@@ -35,9 +36,18 @@ type report struct {
 	HeapProfile       *heapReport           `json:"heap_profile,omitempty"`   // -heap-profile: the server's heap at the end of the load phase
 	HeapProfileError  string                `json:"heap_profile_error,omitempty"`
 	KernelSkipped     string                `json:"kernel_skipped,omitempty"` // why there are no kernel figures
+	Network           *networkReport        `json:"network,omitempty"`        // packets the host's kernel dropped or resent, per phase
+	NetworkSkipped    string                `json:"network_skipped,omitempty"`
 	Loadgen           loadgenReport         `json:"loadgen"`
 	Limits            limitsReport          `json:"limits"`
 	Seconds           float64               `json:"seconds"` // the whole run
+}
+
+// networkReport is what the host's kernel dropped and resent while the fleet connected and
+// during the load phase (every process on the host counts, so run nothing else beside).
+type networkReport struct {
+	Connect kmem.Net `json:"connect"`
+	Load    kmem.Net `json:"load"`
 }
 
 type settings struct {
@@ -248,6 +258,15 @@ func (r *report) print(w io.Writer) {
 		row("kernel per connection", "%s", k.describe())
 	} else if r.KernelSkipped != "" {
 		row("kernel figures", "skipped: %s", r.KernelSkipped)
+	}
+	if n := r.Network; n != nil {
+		row("network, connecting", "%s", n.Connect)
+		row("network, load phase", "%s", n.Load)
+		if n.Load.Timeouts > 0 || n.Load.SoftnetDropped > 0 {
+			row("", "(a dropped packet waits at least 200 ms for a retransmission timeout: the latency tail includes the kernel's drops)")
+		}
+	} else if r.NetworkSkipped != "" {
+		row("network figures", "skipped: %s", r.NetworkSkipped)
 	}
 	if h := r.HeapProfile; h != nil {
 		row("server heap profile", "%s in use (%.0f B per connection over %d), written to %s; top allocation sites (inuse_space):", mib(uint64(h.InuseBytes)), h.PerConnBytes, h.Conns, h.File)

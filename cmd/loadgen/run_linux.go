@@ -175,6 +175,11 @@ func run(ctx context.Context, cfg config, stderr io.Writer) (*report, error) {
 	if kerr != nil {
 		r.KernelSkipped = kerr.Error()
 	}
+	net0, nerr := kmem.ReadNet()
+	if nerr != nil {
+		r.NetworkSkipped = nerr.Error()
+	}
+	var net1 kmem.Net
 	var before srvstats.Snapshot
 	if statsURL != "" {
 		sctx, scancel := context.WithTimeout(ctx, 30*time.Second)
@@ -264,6 +269,11 @@ func run(ctx context.Context, cfg config, stderr io.Writer) (*report, error) {
 	// Once the fleet is up: the kernel's and the server's figures and loadgen's own
 	// memory. The server holds the publishers' connections too.
 	open := openConns(parts, pub, publishers)
+	if nerr == nil {
+		if net1, nerr = kmem.ReadNet(); nerr != nil {
+			r.NetworkSkipped = nerr.Error()
+		}
+	}
 	if kerr == nil {
 		r.Kernel, r.KernelSkipped = kernelAfter(kbefore, open, r.SelfStartedServer || isLoopback(target))
 	}
@@ -311,6 +321,13 @@ func run(ctx context.Context, cfg config, stderr io.Writer) (*report, error) {
 	}
 	lcancel()
 	loadSecs := time.Since(loadStart).Seconds()
+	if nerr == nil {
+		if net2, err := kmem.ReadNet(); err != nil {
+			r.NetworkSkipped = err.Error()
+		} else {
+			r.Network = &networkReport{Connect: net1.Sub(net0), Load: net2.Sub(net1)}
+		}
+	}
 
 	if ctx.Err() != nil {
 		return nil, fmt.Errorf("-timeout %v reached during the load phase", cfg.Timeout)

@@ -34,3 +34,42 @@ func read(sockstatPath, slabinfoPath string) (Snapshot, error) {
 	}
 	return s, nil
 }
+
+// ReadNet reads the host's drop and retransmission counters.
+func ReadNet() (Net, error) {
+	return readNet("/proc/net/softnet_stat", "/proc/net/snmp", "/proc/net/netstat")
+}
+
+func readNet(softnetPath, snmpPath, netstatPath string) (Net, error) {
+	var n Net
+	f, err := os.Open(softnetPath)
+	if err != nil {
+		return n, err
+	}
+	n.SoftnetDropped, err = parseSoftnet(f)
+	f.Close()
+	if err != nil {
+		return n, err
+	}
+	f, err = os.Open(snmpPath)
+	if err != nil {
+		return n, err
+	}
+	tcp, err := parseSNMP(f, "Tcp:", "RetransSegs")
+	f.Close()
+	if err != nil {
+		return n, err
+	}
+	f, err = os.Open(netstatPath)
+	if err != nil {
+		return n, err
+	}
+	ext, err := parseSNMP(f, "TcpExt:", "ListenOverflows", "ListenDrops", "TCPTimeouts")
+	f.Close()
+	if err != nil {
+		return n, err
+	}
+	n.RetransSegs = tcp["RetransSegs"]
+	n.ListenOverflows, n.ListenDrops, n.Timeouts = ext["ListenOverflows"], ext["ListenDrops"], ext["TCPTimeouts"]
+	return n, nil
+}

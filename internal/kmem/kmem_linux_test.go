@@ -80,3 +80,19 @@ func TestReadWithoutSlabinfoSaysWhy(t *testing.T) {
 		t.Error("no sockstat: no error")
 	}
 }
+
+// The host's counters read, and a loopback connection's traffic does not make them go
+// backwards.
+func TestReadNetOnThisHost(t *testing.T) {
+	a, err := ReadNet()
+	if err != nil {
+		t.Fatalf("ReadNet: %v", err)
+	}
+	b, err := ReadNet()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.RetransSegs < a.RetransSegs || b.SoftnetDropped < a.SoftnetDropped || b.Timeouts < a.Timeouts {
+		t.Fatalf("counters went backwards: %+v then %+v", a, b)
+	}
+}

@@ -41,8 +41,8 @@ var (
 	out     = flag.String("out", "results", "directory for JSON, CSV, markdown and PNG files")
 	runs    = flag.Int("runs", 3, "interleaved runs of every part per implementation (-quick: 2 unless given)")
 	quick   = flag.Bool("quick", false, "smaller fleets and shorter windows (a smoke run, not for publishing)")
-	only    = flag.String("only", "memory,fanout,window16,latency,echo,connect,abuse", "comma-separated parts to run (the summary reads every part found in -out)")
-	timeout = flag.Duration("timeout", 75*time.Minute, "the whole run stops after this long")
+	only    = flag.String("only", strings.Join(partNames, ","), "comma-separated parts to run (the summary reads every part found in -out)")
+	timeout = flag.Duration("timeout", 100*time.Minute, "the whole run stops after this long")
 	doc     = flag.String("doc", "", "markdown file whose <!-- tables.md:KEY --> … <!-- /tables.md:KEY --> blocks get the tables (e.g. ../docs/benchmarks.md)")
 )
 
@@ -52,9 +52,18 @@ type part struct {
 	cmd   string   // bench command directory under cmd/, or "loadgen" (the main module's)
 	args  []string // besides -impl/-json
 	floor bool     // fanout: also measure the raw-TCP floor, as one more entry in each run's order
+	// compress: the part measures permessage-deflate; implementations without it
+	// (noCompression) are not run, and their records say why (n/a in the tables).
+	compress bool
 }
 
-// The sizes of a default run: about 30-35 minutes on a 2-core machine (bench/README.md).
+// noCompression names the implementations whose library has no permessage-deflate,
+// with the reason the tables give.
+var noCompression = map[string]string{
+	"mizu": "mizu's live has no permessage-deflate",
+}
+
+// The sizes of a default run: about 55 minutes on a 2-core machine (bench/README.md).
 // Memory: three sizes and 10 s of quiet per step (the slopes repeat within a few percent
 // with five sizes and 20 s; three points still show a bend). Fan-out and echo windows of
 // 8 s after 2 s of warm-up.
@@ -83,6 +92,13 @@ func parts() []part {
 		// 2 ping floods and 2 churners.
 		{name: "abuse", cmd: "loadgen", args: []string{"-scenario", "abuse", "-conns", "100", "-rate", "200", "-duration", dur,
 			"-flooders", "32", "-nonreaders", "4", "-pingflood", "2", "-churners", "2"}},
+		// Compression (issue 11): fan-out of 2 KiB JSON-like messages, 1 in flight, plain
+		// and with permessage-deflate negotiated by every subscriber (the plain part is the
+		// baseline of the compressed one: same frame, same window), and memory per idle
+		// connection with permessage-deflate negotiated and used once.
+		{name: "fanout2k", cmd: "fanout", args: []string{"-subs", subs, "-duration", dur, "-frame", "2048", "-timeout", "5m"}},
+		{name: "fanoutz", cmd: "fanout", args: []string{"-subs", subs, "-duration", dur, "-frame", "2048", "-compress", "-timeout", "5m"}, compress: true},
+		{name: "memoryz", cmd: "memslope", args: []string{"-sizes", sizes, "-quiesce", quiesce, "-compress", "-timeout", "15m"}, compress: true},
 	}
 }
 
@@ -173,7 +189,8 @@ type record struct {
 	Started  time.Time       `json:"started"`
 	Seconds  float64         `json:"seconds"`
 	Error    string          `json:"error,omitempty"`
-	Result   json.RawMessage `json:"result,omitempty"` // the program's own JSON for this implementation
+	Skipped  string          `json:"skipped,omitempty"` // not run, and why (a compression part, a library without it)
+	Result   json.RawMessage `json:"result,omitempty"`  // the program's own JSON for this implementation
 }
 
 // order is run r's (from 1) order of the implementations: rotated by r-1 places.
@@ -209,12 +226,22 @@ func runPart(ctx context.Context, bin string, p part) ([]record, error) {
 			return nil, fmt.Errorf("build %s: %v\n%s", p.cmd, err, b)
 		}
 	}
-	names := implList()
+	var names, skipped []string
+	for _, impl := range implList() {
+		if _, no := noCompression[impl]; no && p.compress {
+			skipped = append(skipped, impl)
+			continue
+		}
+		names = append(names, impl)
+	}
 	if p.floor {
 		names = append(names, "floor")
 	}
 	var recs []record
 	for r := 1; r <= *runs; r++ {
+		for _, impl := range skipped {
+			recs = append(recs, record{Run: r, Impl: impl, Skipped: noCompression[impl]})
+		}
 		for pos, impl := range order(names, r) {
 			if err := ctx.Err(); err != nil {
 				return recs, err

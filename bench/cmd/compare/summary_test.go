@@ -2,8 +2,11 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -141,6 +144,9 @@ func TestReportOfCommittedRun(t *testing.T) {
 	dir := t.TempDir()
 	for _, part := range partNames {
 		b, err := os.ReadFile(filepath.Join(src, part+".json"))
+		if errors.Is(err, fs.ErrNotExist) && slices.Contains(compressionParts, part) {
+			continue // not published yet: their tables are left out (TestCompressionParts)
+		}
 		if err != nil {
 			t.Fatal(err)
 		}

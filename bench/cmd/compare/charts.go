@@ -67,11 +67,11 @@ func figures() []figure {
 			"p50", "abuse.p50", "p99", "abuse.p99"),
 		fig("abuse-memory.png", "Server peak memory under abuse", "MiB", "abuse", 1.0/(1<<20),
 			"peak RSS", "abuse.peak_rss", "peak heap", "abuse.peak_heap").withValues(),
-		fig("compression-cpu.png", "Server CPU per delivery, fan-out of 2 KiB messages, plain and compressed", "µs of CPU per delivery", "fanout2k", 1,
+		fig("compression-cpu.png", "CPU per delivery, 2 KiB fan-out, plain and deflated", "µs of CPU per delivery", "fanout2k", 1,
 			"plain", "fanout2k.cpu_us", "permessage-deflate", "fanoutz.cpu_us").withValues(),
-		fig("compression-wire.png", "Bytes on the wire per delivery of a 2 KiB message", "bytes", "fanout2k", 1,
+		fig("compression-wire.png", "Bytes on the wire per 2 KiB delivery", "bytes", "fanout2k", 1,
 			"plain", "fanout2k.wire_bytes", "permessage-deflate", "fanoutz.wire_bytes").withValues(),
-		fig("memoryz.png", "Server RSS per idle connection (slope), without and with permessage-deflate", "bytes per connection", "memoryz", 1,
+		fig("memoryz.png", "RSS per idle connection, without and with deflate", "bytes per connection", "memoryz", 1,
 			"without", "rss_per_conn", "permessage-deflate", "memoryz.rss_per_conn").withValues(),
 	}
 }
@@ -218,7 +218,7 @@ func (f figure) draw(path string, st *stats, impls []string) error {
 			p.Title.Text += "  (? = not reported)"
 		}
 		if notRun {
-			p.Title.Text += "  (n/a = not run: no compression)"
+			p.Title.Text += "  (n/a: no compression)"
 		}
 	}
 	width := vg.Length(max(6, 1.2*float64(len(f.groups))+3)) * vg.Inch

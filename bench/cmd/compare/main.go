@@ -1,7 +1,8 @@
 // Command compare runs the whole side-by-side comparison on this machine — memory per
 // idle connection, fan-out at saturation (1 and 16 messages in flight) and at a fixed
-// rate, echo round trips and connect rate — for every implementation in bench/servers,
-// and writes the raw results (JSON), a summary (summary.json, summary.csv), markdown
+// rate, echo round trips, connect rate, abuse, and fan-out and idle memory with
+// permessage-deflate (issue 11; not for mizu, which has none) — for every implementation
+// in bench/servers, and writes the raw results (JSON), a summary (summary.json, summary.csv), markdown
 // tables (tables.md) and PNG charts to -out.
 //
 // Every figure comes from -runs interleaved runs (default 3): for each part, run r
@@ -10,8 +11,8 @@
 // gives min, median and max over the runs; a figure a program did not report in some run
 // is unknown there ("?"), never zero.
 //
-//	cd bench && go run ./cmd/compare            # all five, 3 runs, ~30-35 minutes
-//	cd bench && go run ./cmd/compare -quick     # a smoke run: small fleets, 2 runs (~7 minutes)
+//	cd bench && go run ./cmd/compare            # all five, 3 runs, ~50-55 minutes
+//	cd bench && go run ./cmd/compare -quick     # a smoke run: small fleets, 2 runs (~10 minutes)
 //	cd bench && go run ./cmd/compare -out ../docs/benchmarks -doc ../docs/benchmarks.md
 //	                                             # the published run: tables spliced into the doc
 //	cd bench && go run ./cmd/compare -only report -out DIR   # summary, tables, charts again from DIR

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/gobwas/ws"
+	"github.com/gobwas/ws/wsflate"
 	"golang.org/x/sys/unix"
 )
 
@@ -37,6 +38,14 @@ func LoopbackSources(n int) []net.IP {
 // port at connect time and needs it unique only per destination (and may reuse
 // TIME_WAIT ports), rather than reserving it at bind time for every destination.
 func Dial(ctx context.Context, url string, src net.IP, first []byte) (fd int, leftover []byte, err error) {
+	fd, leftover, _, err = dial(ctx, url, src, first, false)
+	return fd, leftover, err
+}
+
+// dial is Dial that, if deflate is set, offers permessage-deflate with no context
+// takeover either way (what wsflate.DefaultParameters say) and reports whether the
+// server accepted it.
+func dial(ctx context.Context, url string, src net.IP, first []byte, deflate bool) (fd int, leftover []byte, deflated bool, err error) {
 	d := ws.Dialer{
 		NetDial: func(ctx context.Context, network, addr string) (net.Conn, error) {
 			nd := net.Dialer{}
@@ -47,11 +56,15 @@ func Dial(ctx context.Context, url string, src net.IP, first []byte) (fd int, le
 			return nd.DialContext(ctx, network, addr)
 		},
 	}
-	conn, br, _, err := d.Dial(ctx, url)
+	if deflate {
+		d.Extensions = append(d.Extensions, wsflate.DefaultParameters.Option())
+	}
+	conn, br, hs, err := d.Dial(ctx, url)
 	if err != nil {
-		return -1, nil, err
+		return -1, nil, false, err
 	}
 	defer conn.Close()
+	deflated = len(hs.Extensions) > 0 // gobwas/ws accepts only extensions that were offered
 	if br != nil {
 		leftover = make([]byte, br.Buffered())
 		_, _ = br.Read(leftover)
@@ -59,13 +72,13 @@ func Dial(ctx context.Context, url string, src net.IP, first []byte) (fd int, le
 	}
 	if first != nil {
 		if _, err := conn.Write(AppendClientFrame(nil, ws.OpText, first)); err != nil {
-			return -1, nil, err
+			return -1, nil, false, err
 		}
 	}
 	if fd, err = Detach(conn); err != nil {
-		return -1, nil, err
+		return -1, nil, false, err
 	}
-	return fd, leftover, nil
+	return fd, leftover, deflated, nil
 }
 
 func bindNoPort(network, address string, rc syscall.RawConn) error {
@@ -113,6 +126,10 @@ type DialSpec struct {
 	Sources     []net.IP      // connection i dials from Sources[i%len] (nil: SourceIPs; a nil entry: no binding)
 	Attempts    int           // tries per connection (0: 3)
 	Timeout     time.Duration // per attempt: connect and handshake (0: 10 s)
+	// Deflate offers permessage-deflate (RFC 7692) with no context takeover either way;
+	// Dialed.Deflate says whether the server accepted. The fleet never compresses what it
+	// sends and does not inflate what it reads (Frame.RSV1 marks compressed messages).
+	Deflate bool
 	// First returns the first message of connection i (nil: none).
 	First func(i int) []byte
 	// Opened receives each new connection, which it then owns; it may be called
@@ -130,6 +147,7 @@ type Dialed struct {
 	FD       int           // the raw socket (see Dial)
 	Leftover []byte        // bytes received right behind the handshake
 	Took     time.Duration // connect and handshake of the attempt that succeeded
+	Deflate  bool          // permessage-deflate was offered (DialSpec.Deflate) and accepted
 }
 
 // DialMany opens connections From..To-1 at no more than Rate per second (paced in 10 ms
@@ -211,11 +229,12 @@ func dialOne(ctx context.Context, s DialSpec, i int) error {
 		var leftover []byte
 		dctx, cancel := context.WithTimeout(ctx, s.Timeout)
 		start := time.Now()
-		fd, leftover, err = Dial(dctx, s.URL, s.Sources[i%len(s.Sources)], first)
+		var deflated bool
+		fd, leftover, deflated, err = dial(dctx, s.URL, s.Sources[i%len(s.Sources)], first, s.Deflate)
 		took := time.Since(start)
 		cancel()
 		if err == nil {
-			return s.Opened(Dialed{Index: i, FD: fd, Leftover: leftover, Took: took})
+			return s.Opened(Dialed{Index: i, FD: fd, Leftover: leftover, Took: took, Deflate: deflated})
 		}
 	}
 	if ctx.Err() != nil {

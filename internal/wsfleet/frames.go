@@ -37,18 +37,28 @@ func AppendClientFrame(dst []byte, op ws.OpCode, p []byte) []byte {
 	return dst
 }
 
+// Frame is one server frame. Fragments come one by one (the fleet's servers send whole
+// messages).
+type Frame struct {
+	Fin bool
+	// RSV1 marks the first frame of a compressed message (permessage-deflate, RFC 7692);
+	// the fleet does not inflate: the handler gets the compressed bytes.
+	RSV1    bool
+	Op      ws.OpCode
+	Payload []byte // a view into the loop's buffer, valid until the handler returns
+}
+
 // parseFrames calls fn for every complete frame at the start of b and returns
 // how many bytes it consumed. Server frames are unmasked; payloads passed to
-// fn are views into b, valid until fn returns. Fragments are passed one by one
-// (the fleet's servers send whole messages).
-func parseFrames(b []byte, fn func(fin bool, op ws.OpCode, payload []byte) error) (int, error) {
+// fn are views into b, valid until fn returns.
+func parseFrames(b []byte, fn func(f Frame) error) (int, error) {
 	used := 0
 	for {
 		rest := b[used:]
 		if len(rest) < 2 {
 			return used, nil
 		}
-		fin := rest[0]&0x80 != 0
+		fin, rsv1 := rest[0]&0x80 != 0, rest[0]&0x40 != 0
 		op := ws.OpCode(rest[0] & 0x0f)
 		if rest[1]&0x80 != 0 {
 			return used, fmt.Errorf("%w: masked server frame", ErrProtocol)
@@ -72,7 +82,7 @@ func parseFrames(b []byte, fn func(fin bool, op ws.OpCode, payload []byte) error
 		if uint64(len(rest)-hdr) < n {
 			return used, nil
 		}
-		if err := fn(fin, op, rest[hdr:hdr+int(n)]); err != nil {
+		if err := fn(Frame{Fin: fin, RSV1: rsv1, Op: op, Payload: rest[hdr : hdr+int(n)]}); err != nil {
 			return used, err
 		}
 		used += hdr + int(n)

@@ -59,8 +59,8 @@ func TestParseFramesWholeAndSplit(t *testing.T) {
 				var tail []byte
 				for _, piece := range [][]byte{wire[:split], wire[split:]} {
 					data := append(tail, piece...)
-					used, err := parseFrames(data, func(fin bool, op ws.OpCode, p []byte) error {
-						got = append(got, frame{fin, op, bytes.Clone(p)})
+					used, err := parseFrames(data, func(fr Frame) error {
+						got = append(got, frame{fr.Fin, fr.Op, bytes.Clone(fr.Payload)})
 						return nil
 					})
 					if err != nil {
@@ -82,11 +82,30 @@ func TestParseFramesWholeAndSplit(t *testing.T) {
 	}
 }
 
+// RSV1 (a compressed message's first frame) reaches the handler; the other frames
+// do not have it.
+func TestParseFramesRSV1(t *testing.T) {
+	var b bytes.Buffer
+	compressed := ws.Frame{Header: ws.Header{Fin: true, Rsv: ws.Rsv(true, false, false), OpCode: ws.OpText, Length: 3}, Payload: []byte{1, 2, 3}}
+	if err := ws.WriteFrame(&b, compressed); err != nil {
+		t.Fatal(err)
+	}
+	wire := append(b.Bytes(), serverFrame(true, ws.OpText, []byte("{}"))...)
+	var got []bool
+	used, err := parseFrames(wire, func(f Frame) error {
+		got = append(got, f.RSV1)
+		return nil
+	})
+	if err != nil || used != len(wire) || fmt.Sprint(got) != "[true false]" {
+		t.Fatalf("RSV1 of the frames: %v (used %d of %d, %v), want [true false]", got, used, len(wire), err)
+	}
+}
+
 func TestParseFramesRejects(t *testing.T) {
 	masked := AppendClientFrame(nil, ws.OpText, []byte("hi")) // a client frame: masked
 	huge := binary.BigEndian.AppendUint64([]byte{0x81, 127}, maxFrame+1)
 	for name, wire := range map[string][]byte{"masked server frame": masked, "frame over 1 GiB": huge} {
-		if _, err := parseFrames(wire, func(bool, ws.OpCode, []byte) error { return nil }); !errors.Is(err, ErrProtocol) {
+		if _, err := parseFrames(wire, func(Frame) error { return nil }); !errors.Is(err, ErrProtocol) {
 			t.Errorf("%s: err %v, want ErrProtocol", name, err)
 		}
 	}
@@ -132,8 +151,8 @@ func FuzzParseFrames(f *testing.F) {
 			var tail []byte
 			for _, piece := range pieces {
 				data := append(tail, piece...)
-				used, err := parseFrames(data, func(fin bool, op ws.OpCode, p []byte) error {
-					frames = append(frames, fmt.Sprint(fin, op, string(p)))
+				used, err := parseFrames(data, func(fr Frame) error {
+					frames = append(frames, fmt.Sprint(fr.Fin, fr.RSV1, fr.Op, string(fr.Payload)))
 					return nil
 				})
 				if used < 0 || used > len(data) {

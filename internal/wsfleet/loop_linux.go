@@ -25,6 +25,10 @@ var errEOF = fmt.Errorf("wsfleet: connection closed by server without a close fr
 // connection of the loop waits meanwhile.
 type Handler func(c *Conn, payload []byte)
 
+// FrameHandler is a Handler that also sees the frame's header bits (RSV1: compressed).
+// The same rules apply; f.Payload is valid until it returns.
+type FrameHandler func(c *Conn, f Frame)
+
 // Loop reads a set of connections through one epoll instance, on the goroutine that
 // calls Run. It answers pings, answers the server's close frame and finishes closing
 // handshakes this side started. Add, Shutdown, Kill, Do, Post and Stop are safe for
@@ -44,7 +48,7 @@ type Loop struct {
 
 	epfd, wakefd int
 	conns        []atomic.Pointer[Conn] // by fd
-	handler      Handler
+	handler      FrameHandler
 	buf          []byte
 	stop         atomic.Bool
 	lastErr      atomic.Pointer[error]
@@ -63,6 +67,15 @@ type closingConn struct {
 
 // NewLoop makes a loop for descriptors below maxFD; handler may be nil.
 func NewLoop(maxFD int, handler Handler) (*Loop, error) {
+	var fh FrameHandler
+	if handler != nil {
+		fh = func(c *Conn, f Frame) { handler(c, f.Payload) }
+	}
+	return NewFrameLoop(maxFD, fh)
+}
+
+// NewFrameLoop is NewLoop with a handler that sees each frame's header bits.
+func NewFrameLoop(maxFD int, handler FrameHandler) (*Loop, error) {
 	epfd, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
 	if err != nil {
 		return nil, err
@@ -286,11 +299,12 @@ func (l *Loop) consume(c *Conn, data []byte) {
 	}
 	var closeErr error
 	closed := false
-	used, err := parseFrames(data, func(fin bool, op ws.OpCode, p []byte) error {
-		switch op {
+	used, err := parseFrames(data, func(f Frame) error {
+		p := f.Payload
+		switch f.Op {
 		case ws.OpText, ws.OpBinary, ws.OpContinuation:
 			if l.handler != nil {
-				l.handler(c, p)
+				l.handler(c, f)
 			}
 		case ws.OpPing:
 			return c.Write(AppendClientFrame(nil, ws.OpPong, p), time.Second)

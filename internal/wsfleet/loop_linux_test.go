@@ -317,3 +317,67 @@ func TestLoopbackSources(t *testing.T) {
 		t.Errorf("sources %v %v %v", got[0], got[253], got[254])
 	}
 }
+
+// With DialSpec.Deflate the fleet offers permessage-deflate: a server that compresses
+// accepts it and its large replies arrive with RSV1; a server that does not leaves the
+// connection plain, and so does a fleet that does not offer.
+func TestDeflateOffer(t *testing.T) {
+	t.Parallel()
+	big := `{"topic":"x","data":"` + strings.Repeat("quote bid 101.25 ask 101.50; ", 70) + `"}`
+	for _, tc := range []struct {
+		name                 string
+		serverCompresses     bool
+		offer, wantNegotiate bool
+	}{
+		{"offered and accepted", true, true, true},
+		{"offered, server without compression", false, true, false},
+		{"not offered", true, false, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			_, url := echoServer(t, live.Options{Compression: tc.serverCompresses})
+			var replies, compressed atomic.Int64
+			l, err := NewFrameLoop(1<<16, func(c *Conn, f Frame) {
+				if len(f.Payload) > 1000 || f.RSV1 {
+					replies.Add(1)
+				}
+				if f.RSV1 {
+					compressed.Add(1)
+				}
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var running sync.WaitGroup
+			running.Go(l.Run)
+			defer func() {
+				l.Stop()
+				running.Wait()
+				l.CloseAll()
+			}()
+			const n = 4
+			var negotiated atomic.Int64
+			err = DialMany(context.Background(), DialSpec{
+				URL: url, From: 0, To: n, Concurrency: 2, Deflate: tc.offer,
+				First: func(int) []byte { return []byte(big) },
+				Opened: func(d Dialed) error {
+					if d.Deflate {
+						negotiated.Add(1)
+					}
+					return l.Add(&Conn{FD: d.FD, ID: d.Index}, d.Leftover)
+				},
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			waitFor(t, "the replies", func() bool { return replies.Load() == n })
+			want := int64(0)
+			if tc.wantNegotiate {
+				want = n
+			}
+			if negotiated.Load() != want || compressed.Load() != want {
+				t.Errorf("negotiated %d, compressed replies %d; want %d each", negotiated.Load(), compressed.Load(), want)
+			}
+		})
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"image/color"
 	"math"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -57,14 +58,40 @@ func figures() []figure {
 			"fan-out lost", "fanout.lost", "fan-out subs closed", "fanout.closed",
 			"W=16 lost", "window16.lost", "W=16 subs closed", "window16.closed",
 			"2 msg/s lost", "latency.lost", "echo lost", "echo.lost", "echo unanswered", "echo.unanswered",
-			"echo conns closed", "echo.server_closed").withValues(),
+			"echo conns closed", "echo.server_closed",
+			"2 KiB lost", "fanout2k.lost", "2 KiB subs closed", "fanout2k.closed",
+			"2 KiB deflate lost", "fanoutz.lost", "2 KiB deflate subs closed", "fanoutz.closed").withValues(),
 		fig("connect.png", "Connect rate (200 handshakes in flight)", "handshakes/s", "connect", 1,
 			"handshakes/s", "connect.per_sec").withValues(),
 		fig("abuse.png", "Healthy echo round trip beside 32 flooders, 4 non-readers, 2 ping floods, 2 churners", "milliseconds", "abuse", 1,
 			"p50", "abuse.p50", "p99", "abuse.p99"),
 		fig("abuse-memory.png", "Server peak memory under abuse", "MiB", "abuse", 1.0/(1<<20),
 			"peak RSS", "abuse.peak_rss", "peak heap", "abuse.peak_heap").withValues(),
+		fig("compression-cpu.png", "CPU per delivery, 2 KiB fan-out, plain and deflated", "µs of CPU per delivery", "fanout2k", 1,
+			"plain", "fanout2k.cpu_us", "permessage-deflate", "fanoutz.cpu_us").withValues(),
+		fig("compression-wire.png", "Bytes on the wire per 2 KiB delivery", "bytes", "fanout2k", 1,
+			"plain", "fanout2k.wire_bytes", "permessage-deflate", "fanoutz.wire_bytes").withValues(),
+		fig("memoryz.png", "RSS per idle connection, without and with deflate", "bytes per connection", "memoryz", 1,
+			"without", "rss_per_conn", "permessage-deflate", "memoryz.rss_per_conn").withValues(),
 	}
+}
+
+// present keeps the groups of f whose part is in the summary: a chart of parts some of
+// which were not run (compression parts beside older results) shows the others only.
+// Metrics without a part prefix are the memory part's.
+func (f figure) present(t *tab) figure {
+	var groups []struct{ label, metric string }
+	for _, g := range f.groups {
+		part, _, ok := strings.Cut(g.metric, ".")
+		if !ok {
+			part = "memory"
+		}
+		if t.has(part) {
+			groups = append(groups, g)
+		}
+	}
+	f.groups = groups
+	return f
 }
 
 // short formats a median for a label above its bar.
@@ -84,6 +111,9 @@ func short(v float64) string {
 func drawCharts(dir string, s *summary) error {
 	t := &tab{s: s}
 	for _, f := range figures() {
+		if f = f.present(t); len(f.groups) == 0 {
+			continue
+		}
 		var impls []string
 		for _, impl := range s.impls {
 			if t.took(f.part, impl) {
@@ -118,6 +148,7 @@ func (f figure) draw(path string, st *stats, impls []string) error {
 
 	slot := 0.8 / float64(len(impls)) // share of a group's unit width per bar
 	var unknown, values plotter.XYLabels
+	notRun := false
 	maxY := 0.0
 	for i, impl := range impls {
 		b := &bars{width: slot * 0.9, color: plotutil.Color(i)}
@@ -132,8 +163,12 @@ func (f figure) draw(path string, st *stats, impls []string) error {
 				if impl == "floor" {
 					continue // the floor is measured in the 1-in-flight fan-out only
 				}
+				label := "?"
+				if st.why(g.metric, impl) != "" {
+					label, notRun = "n/a", true
+				}
 				unknown.XYs = append(unknown.XYs, plotter.XY{X: x, Y: 0})
-				unknown.Labels = append(unknown.Labels, "?")
+				unknown.Labels = append(unknown.Labels, label)
 				continue
 			}
 			med, lo, hi := s.Median*f.scale, s.Min*f.scale, s.Max*f.scale
@@ -179,7 +214,12 @@ func (f figure) draw(path string, st *stats, impls []string) error {
 			return err
 		}
 		p.Add(l)
-		p.Title.Text += "  (? = not reported)"
+		if slices.Contains(unknown.Labels, "?") {
+			p.Title.Text += "  (? = not reported)"
+		}
+		if notRun {
+			p.Title.Text += "  (n/a: no compression)"
+		}
 	}
 	width := vg.Length(max(6, 1.2*float64(len(f.groups))+3)) * vg.Inch
 	if strings.HasSuffix(path, "losses.png") {

@@ -1,7 +1,8 @@
 // Command compare runs the whole side-by-side comparison on this machine — memory per
 // idle connection, fan-out at saturation (1 and 16 messages in flight) and at a fixed
-// rate, echo round trips and connect rate — for every implementation in bench/servers,
-// and writes the raw results (JSON), a summary (summary.json, summary.csv), markdown
+// rate, echo round trips, connect rate, abuse, and fan-out and idle memory with
+// permessage-deflate (issue 11; not for mizu, which has none) — for every implementation
+// in bench/servers, and writes the raw results (JSON), a summary (summary.json, summary.csv), markdown
 // tables (tables.md) and PNG charts to -out.
 //
 // Every figure comes from -runs interleaved runs (default 3): for each part, run r
@@ -10,8 +11,8 @@
 // gives min, median and max over the runs; a figure a program did not report in some run
 // is unknown there ("?"), never zero.
 //
-//	cd bench && go run ./cmd/compare            # all five, 3 runs, ~30-35 minutes
-//	cd bench && go run ./cmd/compare -quick     # a smoke run: small fleets, 2 runs (~7 minutes)
+//	cd bench && go run ./cmd/compare            # all five, 3 runs, ~50-55 minutes
+//	cd bench && go run ./cmd/compare -quick     # a smoke run: small fleets, 2 runs (~10 minutes)
 //	cd bench && go run ./cmd/compare -out ../docs/benchmarks -doc ../docs/benchmarks.md
 //	                                             # the published run: tables spliced into the doc
 //	cd bench && go run ./cmd/compare -only report -out DIR   # summary, tables, charts again from DIR
@@ -41,8 +42,8 @@ var (
 	out     = flag.String("out", "results", "directory for JSON, CSV, markdown and PNG files")
 	runs    = flag.Int("runs", 3, "interleaved runs of every part per implementation (-quick: 2 unless given)")
 	quick   = flag.Bool("quick", false, "smaller fleets and shorter windows (a smoke run, not for publishing)")
-	only    = flag.String("only", "memory,fanout,window16,latency,echo,connect,abuse", "comma-separated parts to run (the summary reads every part found in -out)")
-	timeout = flag.Duration("timeout", 75*time.Minute, "the whole run stops after this long")
+	only    = flag.String("only", strings.Join(partNames, ","), "comma-separated parts to run (the summary reads every part found in -out)")
+	timeout = flag.Duration("timeout", 100*time.Minute, "the whole run stops after this long")
 	doc     = flag.String("doc", "", "markdown file whose <!-- tables.md:KEY --> … <!-- /tables.md:KEY --> blocks get the tables (e.g. ../docs/benchmarks.md)")
 )
 
@@ -52,9 +53,18 @@ type part struct {
 	cmd   string   // bench command directory under cmd/, or "loadgen" (the main module's)
 	args  []string // besides -impl/-json
 	floor bool     // fanout: also measure the raw-TCP floor, as one more entry in each run's order
+	// compress: the part measures permessage-deflate; implementations without it
+	// (noCompression) are not run, and their records say why (n/a in the tables).
+	compress bool
 }
 
-// The sizes of a default run: about 30-35 minutes on a 2-core machine (bench/README.md).
+// noCompression names the implementations whose library has no permessage-deflate,
+// with the reason the tables give.
+var noCompression = map[string]string{
+	"mizu": "mizu's live has no permessage-deflate",
+}
+
+// The sizes of a default run: about 55 minutes on a 2-core machine (bench/README.md).
 // Memory: three sizes and 10 s of quiet per step (the slopes repeat within a few percent
 // with five sizes and 20 s; three points still show a bend). Fan-out and echo windows of
 // 8 s after 2 s of warm-up.
@@ -83,6 +93,13 @@ func parts() []part {
 		// 2 ping floods and 2 churners.
 		{name: "abuse", cmd: "loadgen", args: []string{"-scenario", "abuse", "-conns", "100", "-rate", "200", "-duration", dur,
 			"-flooders", "32", "-nonreaders", "4", "-pingflood", "2", "-churners", "2"}},
+		// Compression (issue 11): fan-out of 2 KiB JSON-like messages, 1 in flight, plain
+		// and with permessage-deflate negotiated by every subscriber (the plain part is the
+		// baseline of the compressed one: same frame, same window), and memory per idle
+		// connection with permessage-deflate negotiated and used once.
+		{name: "fanout2k", cmd: "fanout", args: []string{"-subs", subs, "-duration", dur, "-frame", "2048", "-timeout", "5m"}},
+		{name: "fanoutz", cmd: "fanout", args: []string{"-subs", subs, "-duration", dur, "-frame", "2048", "-compress", "-timeout", "5m"}, compress: true},
+		{name: "memoryz", cmd: "memslope", args: []string{"-sizes", sizes, "-quiesce", quiesce, "-compress", "-timeout", "15m"}, compress: true},
 	}
 }
 
@@ -173,7 +190,8 @@ type record struct {
 	Started  time.Time       `json:"started"`
 	Seconds  float64         `json:"seconds"`
 	Error    string          `json:"error,omitempty"`
-	Result   json.RawMessage `json:"result,omitempty"` // the program's own JSON for this implementation
+	Skipped  string          `json:"skipped,omitempty"` // not run, and why (a compression part, a library without it)
+	Result   json.RawMessage `json:"result,omitempty"`  // the program's own JSON for this implementation
 }
 
 // order is run r's (from 1) order of the implementations: rotated by r-1 places.
@@ -209,12 +227,22 @@ func runPart(ctx context.Context, bin string, p part) ([]record, error) {
 			return nil, fmt.Errorf("build %s: %v\n%s", p.cmd, err, b)
 		}
 	}
-	names := implList()
+	var names, skipped []string
+	for _, impl := range implList() {
+		if _, no := noCompression[impl]; no && p.compress {
+			skipped = append(skipped, impl)
+			continue
+		}
+		names = append(names, impl)
+	}
 	if p.floor {
 		names = append(names, "floor")
 	}
 	var recs []record
 	for r := 1; r <= *runs; r++ {
+		for _, impl := range skipped {
+			recs = append(recs, record{Run: r, Impl: impl, Skipped: noCompression[impl]})
+		}
 		for pos, impl := range order(names, r) {
 			if err := ctx.Err(); err != nil {
 				return recs, err

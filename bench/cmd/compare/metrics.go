@@ -19,7 +19,14 @@ var units = map[string]string{
 
 // fanoutParts are the parts measured by cmd/fanout; their metrics are named
 // "<part>.<metric>".
-var fanoutParts = []string{"fanout", "window16", "latency"}
+var fanoutParts = []string{"fanout", "window16", "latency", "fanout2k", "fanoutz"}
+
+// compressionFanout are the fan-out parts of 2 KiB messages (issue 11), which also
+// report the bytes on the wire and how many deliveries arrived compressed.
+var compressionFanout = []string{"fanout2k", "fanoutz"}
+
+// compressionParts are all the parts of issue 11's figures.
+var compressionParts = []string{"fanout2k", "fanoutz", "memoryz"}
 
 func init() {
 	for _, p := range fanoutParts {
@@ -30,6 +37,15 @@ func init() {
 		} {
 			units[p+"."+m] = u
 		}
+	}
+	for _, p := range compressionFanout {
+		units[p+".wire_bytes"] = "bytes"
+		units[p+".compressed"] = "messages"
+		units[p+".received"] = "messages"
+	}
+	for m, u := range map[string]string{"rss_per_conn": "bytes", "heap_stack_per_conn": "bytes", "goroutines_per_conn": "",
+		"fds_per_conn": "", "compressed_echoes": "connections"} {
+		units["memoryz."+m] = u
 	}
 }
 
@@ -54,7 +70,13 @@ func extract(part string, r map[string]any) (map[string]float64, map[string]bool
 		put("heap_stack_per_conn", "heap_stack_bytes_per_conn")
 		put("goroutines_per_conn", "goroutines_per_conn")
 		put("fds_per_conn", "fds_per_conn")
-	case "fanout", "window16", "latency":
+	case "memoryz":
+		put("memoryz.rss_per_conn", "rss_bytes_per_conn")
+		put("memoryz.heap_stack_per_conn", "heap_stack_bytes_per_conn")
+		put("memoryz.goroutines_per_conn", "goroutines_per_conn")
+		put("memoryz.fds_per_conn", "fds_per_conn")
+		put("memoryz.compressed_echoes", "compressed_echoes")
+	case "fanout", "window16", "latency", "fanout2k", "fanoutz":
 		p := part + "."
 		put(p+"per_sec", "deliveries_per_sec")
 		put(p+"cpu_us", "cpu_us_per_delivery")
@@ -72,6 +94,11 @@ func extract(part string, r map[string]any) (map[string]float64, map[string]bool
 			if v, ok := num(r, "client", "latency", k+"_us"); ok {
 				m[p+k] = v / 1000
 			}
+		}
+		if part == "fanout2k" || part == "fanoutz" {
+			put(p+"wire_bytes", "client", "wire_bytes_per_delivery")
+			put(p+"compressed", "client", "compressed")
+			put(p+"received", "client", "total")
 		}
 	case "echo":
 		put("echo.per_sec", "load", "deliveries_per_sec")

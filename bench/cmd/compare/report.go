@@ -13,15 +13,24 @@ import (
 )
 
 // partNames is every part, in the order of the tables.
-var partNames = []string{"memory", "fanout", "window16", "latency", "echo", "connect", "abuse"}
+var partNames = []string{"memory", "fanout", "window16", "latency", "echo", "connect", "abuse", "fanout2k", "fanoutz", "memoryz"}
 
 // summary is what the report is made of: every part file found in -out.
 type summary struct {
 	Parts  []meta    `json:"parts"`
 	Failed []failure `json:"failed_runs"` // program runs that failed: their figures are unknown
-	Stats  []Stat    `json:"stats"`
-	impls  []string  // table and chart order
-	st     stats
+	// Skipped are the implementations a part did not run (a library without compression):
+	// n/a in its tables and charts, with the reason.
+	Skipped []skip   `json:"skipped,omitempty"`
+	Stats   []Stat   `json:"stats"`
+	impls   []string // table and chart order
+	st      stats
+}
+
+type skip struct {
+	Part   string `json:"part"`
+	Impl   string `json:"impl"`
+	Reason string `json:"reason"`
 }
 
 type failure struct {
@@ -72,6 +81,13 @@ func (s *summary) addPart(name string, pf partFile) {
 		present := make([]map[string]bool, n)
 		for _, r := range pf.Records {
 			if r.Impl != impl || r.Run < 1 || r.Run > n {
+				continue
+			}
+			if r.Skipped != "" {
+				if s.st.na[[2]string{name, impl}] == "" {
+					s.Skipped = append(s.Skipped, skip{Part: name, Impl: impl, Reason: r.Skipped})
+				}
+				s.st.notApplicable(name, impl, r.Skipped)
 				continue
 			}
 			if r.Error != "" {

@@ -59,7 +59,26 @@ func summarise(impl, metric, unit string, values []*float64) Stat {
 type stats struct {
 	list  []Stat
 	index map[[2]string]int
-	nruns map[string]int // runs per implementation, for metrics it never reported
+	nruns map[string]int       // runs per implementation, for metrics it never reported
+	na    map[[2]string]string // (part, impl) → why the part did not run impl
+}
+
+// notApplicable records that part did not run impl, and why.
+func (st *stats) notApplicable(part, impl, reason string) {
+	if st.na == nil {
+		st.na = map[[2]string]string{}
+	}
+	st.na[[2]string{part, impl}] = reason
+}
+
+// why says why impl has no figure for metric ("<part>.<name>") because its part did not
+// run it ("" if it did, or if the metric has no part prefix).
+func (st *stats) why(metric, impl string) string {
+	part, _, ok := strings.Cut(metric, ".")
+	if !ok {
+		return ""
+	}
+	return st.na[[2]string{part, impl}]
 }
 
 func (st *stats) add(s Stat) {

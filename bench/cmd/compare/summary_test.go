@@ -2,8 +2,11 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -141,6 +144,9 @@ func TestReportOfCommittedRun(t *testing.T) {
 	dir := t.TempDir()
 	for _, part := range partNames {
 		b, err := os.ReadFile(filepath.Join(src, part+".json"))
+		if errors.Is(err, fs.ErrNotExist) && slices.Contains(compressionParts, part) {
+			continue // not published yet: their tables are left out (TestCompressionParts)
+		}
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -167,6 +173,27 @@ func TestReportOfCommittedRun(t *testing.T) {
 	for _, metric := range []string{"fanout.lost", "echo.lost", "echo.unanswered", "echo.server_closed_by", "abuse.lost"} {
 		for _, impl := range impls {
 			if st := s.st.get(impl, metric); st.Known != 3 {
+				t.Errorf("%s %s is not known from every run: %+v", impl, metric, st)
+			}
+		}
+	}
+	// Once published, the compression parts must have every figure from every run, but
+	// for the servers without compression, which must be n/a with a reason.
+	for _, metric := range []string{"fanout2k.cpu_us", "fanout2k.wire_bytes", "fanout2k.lost", "fanoutz.cpu_us",
+		"fanoutz.wire_bytes", "fanoutz.compressed", "fanoutz.lost", "memoryz.rss_per_conn", "memoryz.compressed_echoes"} {
+		part, _, _ := strings.Cut(metric, ".")
+		if !slices.ContainsFunc(s.Parts, func(m meta) bool { return m.Part == part }) {
+			continue
+		}
+		for _, impl := range impls {
+			st := s.st.get(impl, metric)
+			if _, no := noCompression[impl]; no && part != "fanout2k" {
+				if st.Known != 0 || s.st.why(metric, impl) == "" {
+					t.Errorf("%s %s: want n/a with a reason, got %+v", impl, metric, st)
+				}
+				continue
+			}
+			if st.Known != 3 {
 				t.Errorf("%s %s is not known from every run: %+v", impl, metric, st)
 			}
 		}

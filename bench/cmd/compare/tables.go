@@ -89,6 +89,7 @@ func sections(s *summary) []section {
 				col("abuse.flooders_closed", intFmt), col("abuse.nonreaders_closed", intFmt), col("abuse.pingflood_closed", intFmt))
 		})
 	}
+	compressionSections(t, add)
 	add("losses", "Losses: every server, every part (messages lost, requests unanswered, connections closed by the server)",
 		func() { losses(t) })
 	add("failed", "Failed program runs (their figures are unknown in the tables)", func() {
@@ -127,6 +128,12 @@ func losses(t *tab) {
 		heads = append(heads, "abuse: healthy lost", "abuse: healthy closed by server")
 		cols = append(cols, col("abuse.lost", intFmt), col("abuse.server_closed", intFmt))
 	}
+	for _, p := range []struct{ name, label string }{{"fanout2k", "2 KiB plain"}, {"fanoutz", "2 KiB compressed"}} {
+		if t.has(p.name) {
+			heads = append(heads, p.label+" lost", p.label+" subs closed")
+			cols = append(cols, col(p.name+".lost", intFmt), col(p.name+".closed", intFmt))
+		}
+	}
 	if len(cols) == 0 {
 		t.b.WriteString("No part with losses to count.\n")
 		return
@@ -163,6 +170,9 @@ func col(metric string, format func(float64) string) column {
 		s := st.get(impl, metric)
 		if impl == "floor" && !s.ok() {
 			return "—" // raw TCP: no subscribers to lose or close
+		}
+		if !s.ok() && st.why(metric, impl) != "" {
+			return "n/a" // not run: the reason is under the table
 		}
 		return cell(s, format)
 	}

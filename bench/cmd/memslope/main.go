@@ -13,6 +13,10 @@
 // caches that grow per socket, read after each step's samples) is the kernel's
 // cost of a connection pair: the fleet runs on the same host, so both ends of each
 // loopback connection are in the counters, and one end costs about half.
+//
+// With -compress every client negotiates permessage-deflate and has one ~2 KiB echo
+// reply compressed by the server before it idles (compress.go), so the slope is that of
+// an idle session with compression negotiated and used once.
 package main
 
 import (
@@ -30,7 +34,10 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
+
+	"github.com/gobwas/ws"
 
 	"github.com/livepoll/livepoll/bench/internal/harness"
 	"github.com/livepoll/livepoll/bench/internal/slope"
@@ -48,6 +55,7 @@ var (
 	settle     = flag.Duration("settle", 60*time.Second, "how long to wait for the server to count a step's sessions")
 	quiesce    = flag.Duration("quiesce", 20*time.Second, "idle time before sampling a step, so worker pools grown by the connection burst can shrink")
 	timeout    = flag.Duration("timeout", 10*time.Minute, "the whole run stops after this long")
+	compress   = flag.Bool("compress", false, "run the server apps with -compress; every client offers permessage-deflate, which must be accepted, and gets one ~2 KiB echo reply compressed before idling (not mizu, which does not compress)")
 	clientMode = flag.Bool("client-mode", false, "internal: run as the client fleet child process")
 	serverURL  = flag.String("url", "", "internal: the server's WebSocket URL (client mode)")
 )
@@ -87,6 +95,10 @@ type Result struct {
 	// the -json file (out.json → out.<impl>.heap.pb.gz); HeapProfileError says why not.
 	HeapProfile      string `json:"heap_profile,omitempty"`
 	HeapProfileError string `json:"heap_profile_error,omitempty"`
+	// CompressedEchoes (-compress) is how many clients negotiated permessage-deflate and
+	// got their echo reply compressed: every connection of the largest step, or the run
+	// fails.
+	CompressedEchoes int `json:"compressed_echoes,omitempty"`
 }
 
 func run() error {
@@ -142,7 +154,7 @@ func measure(benchDir, tmp, impl string, ns []int, r *Result) error {
 	if err != nil {
 		return err
 	}
-	srv, err := harness.StartServer(bin, filepath.Join(tmp, impl+"-server.log"), *timeout)
+	srv, err := startServer(bin, filepath.Join(tmp, impl+"-server.log"))
 	if err != nil {
 		return err
 	}
@@ -159,7 +171,8 @@ func measure(benchDir, tmp, impl string, ns []int, r *Result) error {
 		return err
 	}
 	client, err := harness.StartPiped(self, []string{"-client-mode", "-url", "ws://" + srv.Addr + "/ws",
-		"-rate", strconv.Itoa(*rate), "-conc", strconv.Itoa(*conc), "-timeout", timeout.String()},
+		"-rate", strconv.Itoa(*rate), "-conc", strconv.Itoa(*conc), "-timeout", timeout.String(),
+		"-compress=" + strconv.FormatBool(*compress)},
 		filepath.Join(tmp, impl+"-client.log"))
 	if err != nil {
 		return err
@@ -185,6 +198,9 @@ func measure(benchDir, tmp, impl string, ns []int, r *Result) error {
 			return fail(err)
 		}
 		r.Steps = append(r.Steps, st)
+		if *compress {
+			r.CompressedEchoes = n // the client checked every reply (runClient)
+		}
 		if i == len(ns)-1 && *jsonOut != "" {
 			file := strings.TrimSuffix(*jsonOut, ".json") + "." + impl + ".heap.pb.gz"
 			if err := saveHeapProfile(srv.Addr, file); err != nil {
@@ -217,6 +233,9 @@ func sample(addr string, n int) (Step, error) {
 }
 
 func printTable(w io.Writer, results []Result, ns []int) {
+	if *compress {
+		fmt.Fprintln(w, "-compress: every client negotiated permessage-deflate and had one ~2 KiB echo reply compressed before idling")
+	}
 	header := "impl\tidle\t"
 	for _, n := range ns {
 		header += fmt.Sprintf("RSS@%d\t", n)
@@ -253,8 +272,9 @@ func runClient() error {
 	maxFD, _ := proc.RaiseNOFILE()
 	var loops []*wsfleet.Loop
 	var running sync.WaitGroup
+	var echo echoes
 	for range 2 {
-		l, err := wsfleet.NewLoop(int(maxFD), nil)
+		l, err := wsfleet.NewFrameLoop(int(maxFD), echo.handler)
 		if err != nil {
 			return err
 		}
@@ -273,12 +293,27 @@ func runClient() error {
 			First: func(i int) []byte {
 				return fmt.Appendf(nil, `{"topic":"subscribe","data":{"topic":"room-%d"}}`, i%100)
 			},
+			Deflate: *compress,
 			Opened: func(d wsfleet.Dialed) error {
-				return loops[d.Index%len(loops)].Add(&wsfleet.Conn{FD: d.FD, ID: d.Index}, d.Leftover)
+				if *compress && !d.Deflate {
+					syscall.Close(d.FD)
+					return fmt.Errorf("connection %d: the server did not accept permessage-deflate", d.Index)
+				}
+				c := &wsfleet.Conn{FD: d.FD, ID: d.Index}
+				if err := loops[d.Index%len(loops)].Add(c, d.Leftover); err != nil || !*compress {
+					return err
+				}
+				// After the subscribe: the server counts the session on its first message.
+				return c.Write(wsfleet.AppendClientFrame(nil, ws.OpText, echoMessage(d.Index)), 10*time.Second)
 			},
 		}
 		if err := wsfleet.DialMany(context.Background(), spec); err != nil {
 			return err
+		}
+		if *compress {
+			if err := echo.wait(n, 30*time.Second+time.Duration(n-have)*time.Millisecond); err != nil {
+				return err
+			}
 		}
 		have = n
 		var closed int64

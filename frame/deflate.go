@@ -53,6 +53,9 @@ func compressedLimit(limit int64) int64 {
 	if limit <= 0 {
 		return limit
 	}
+	if limit > (math.MaxInt64-64)/9*8 {
+		return math.MaxInt64 // no room for the slack: as good as no bound
+	}
 	return limit + limit/8 + 64
 }
 
@@ -118,7 +121,7 @@ func inflate(p []byte, limit int64) (*[]byte, *Error) {
 		return nil, newError(ws.StatusProtocolError, reasonInvalidDeflate)
 	}
 	most := int64(math.MaxInt)
-	if limit > 0 {
+	if limit > 0 && limit < most {
 		most = limit + 1 // one byte over the limit proves the message too large
 	}
 	// A first guess from the bytes that did arrive, never from a declared length.

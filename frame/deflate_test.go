@@ -4,6 +4,7 @@ import (
 	"bytes"
 	stdflate "compress/flate"
 	"io"
+	"math"
 	"math/rand/v2"
 	"runtime"
 	"strings"
@@ -215,6 +216,23 @@ func TestInflateBomb(t *testing.T) {
 	// decompressor if the pool had none.
 	if got := after.TotalAlloc - before.TotalAlloc; got > 4*limit+1<<20 {
 		t.Fatalf("inflating the bomb allocated %d bytes; limit %d", got, limit)
+	}
+}
+
+// TestInflateHugeLimits: a limit at or near the largest int64 ("no limit" written as
+// math.MaxInt64) neither overflows nor panics, and bounds the compressed size sensibly.
+func TestInflateHugeLimits(t *testing.T) {
+	p := jsonish(5000)
+	z := deflated(p)
+	for _, limit := range []int64{math.MaxInt64, math.MaxInt64 - 1, math.MaxInt64 / 2, 1 << 62} {
+		out, err := inflate(z, limit)
+		if err != nil || !bytes.Equal(*out, p) {
+			t.Fatalf("limit %d: %v", limit, err)
+		}
+		putBuf(out)
+		if c := compressedLimit(limit); c < limit {
+			t.Fatalf("compressedLimit(%d) = %d, below the limit", limit, c)
+		}
 	}
 }
 

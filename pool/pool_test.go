@@ -395,8 +395,9 @@ func TestPoolRequeuedTasksShareIsBounded(t *testing.T) {
 	}
 }
 
-// A requeued task blocked in a callback does not hold the requeued tasks' share: another
-// one runs meanwhile (the first waits for it, so a deadlock here fails the test).
+// A requeued task blocked in a callback does not hold the requeued tasks' share for long:
+// after laterStallTicks stall checks another one runs (the first waits for it, so a
+// deadlock here fails the test).
 func TestPoolBlockedRequeuedTaskFreesItsShare(t *testing.T) {
 	p := New(8, time.Hour)
 	defer p.Close()
@@ -441,7 +442,11 @@ func TestPoolRequeueFromOutsideRuns(t *testing.T) {
 	}
 	warm := make(chan struct{})
 	p.Submit(funcTask(func() { close(warm) })) // parks a worker
-	<-warm
+	select {
+	case <-warm:
+	case <-time.After(5 * time.Second):
+		t.Fatal("a submitted task never ran")
+	}
 	waitFor(t, "the worker parked", func() bool { p.mu.Lock(); defer p.mu.Unlock(); return len(p.idle) == p.workers })
 	ran2 := make(chan struct{})
 	p.Requeue(funcTask(func() { close(ran2) }))
@@ -449,5 +454,48 @@ func TestPoolRequeueFromOutsideRuns(t *testing.T) {
 	case <-ran2:
 	case <-time.After(5 * time.Second):
 		t.Fatal("a task requeued while every worker was parked never ran")
+	}
+}
+
+// Callbacks that only pass through Block and Unblock (an echo handler: no real blocking)
+// do not widen the requeued tasks' share, nor grow the pool: many requeued tasks, each
+// entering and leaving Block several times per turn, never run more than laterMax at once.
+func TestPoolShareHoldsWithShortCallbacks(t *testing.T) {
+	p := New(64, time.Hour)
+	defer p.Close()
+	p.mu.Lock()
+	p.laterMax = 1
+	p.mu.Unlock()
+	var running, most atomic.Int32
+	var wg sync.WaitGroup
+	for range 256 {
+		wg.Add(1)
+		p.Submit(requeueOnce(p, func() {
+			defer wg.Done()
+			n := running.Add(1)
+			for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+			}
+			for range 3 {
+				p.Block()
+				for i := 0; i < 2000; i++ { // a little CPU, no waiting
+					_ = i * i
+				}
+				p.Unblock()
+			}
+			running.Add(-1)
+		}))
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("requeued tasks did not all run")
+	}
+	if got := most.Load(); got > 1 {
+		t.Fatalf("%d requeued tasks ran at once with short callbacks, want at most 1", got)
+	}
+	if w := p.Workers(); w > p.eager {
+		t.Fatalf("short callbacks grew the pool to %d workers (eager %d)", w, p.eager)
 	}
 }

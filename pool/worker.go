@@ -32,22 +32,23 @@ type Pool struct {
 
 	finished atomic.Uint64 // tasks run to completion, for the stall check
 	blocked  atomic.Int64  // workers between Block and Unblock right now
-	// laterQueued mirrors later.len() so that Block can see without the lock whether a
-	// requeued task waits.
-	laterQueued atomic.Int64
-	lastSeen    uint64 // finished at the previous stall check; guarded by mu
-	stallArm    bool   // a stall check is pending; guarded by mu
+	lastSeen uint64        // finished at the previous stall check; guarded by mu
+	stallArm bool          // a stall check is pending; guarded by mu
 
-	mu       sync.Mutex
-	queue    fifo      // submitted tasks
-	later    fifo      // requeued tasks: served after queue, but at least one in laterEvery
-	skipped  int       // tasks taken from queue while later was waiting
-	laterOn  int       // workers running a requeued task now
-	laterMax int       // at most this many workers run requeued tasks at once
-	idle     []*worker // parked workers, most recently parked last
-	workers  int       // running workers
-	closed   bool
-	done     sync.WaitGroup
+	mu         sync.Mutex
+	queue      fifo      // submitted tasks
+	later      fifo      // requeued tasks: served after queue, but at least one in laterEvery
+	skipped    int       // tasks taken from queue while later was waiting
+	laterOn    int       // workers running a requeued task now
+	laterMax   int       // at most this many workers run requeued tasks at once…
+	laterExtra int       // …plus this many, granted while requeued tasks stall behind blocked ones
+	laterDone  uint64    // requeued tasks run to completion
+	laterSeen  uint64    // laterDone at the previous stall check
+	laterTicks int       // stall checks in a row with the share full and no requeued task done
+	idle       []*worker // parked workers, most recently parked last
+	workers    int       // running workers
+	closed     bool
+	done       sync.WaitGroup
 }
 
 type worker struct {
@@ -103,10 +104,10 @@ func (p *Pool) submit(t Task, q *fifo) bool {
 		// Requeue is normally called from the task's own Run: the worker running it asks
 		// for its next task right after, so nothing needs waking.
 		q.push(t)
-		p.laterQueued.Add(1)
 		if len(p.idle) == p.workers {
 			p.kickLaterLocked() // no worker is running a task: the caller is not one
 		}
+		p.armStallLocked()
 		p.mu.Unlock()
 		return true
 	}
@@ -124,13 +125,21 @@ func (p *Pool) submit(t Task, q *fifo) bool {
 		return true
 	}
 	q.push(t)
-	if !p.stallArm && p.workers < p.maxWorkers {
-		p.stallArm = true
-		p.lastSeen = p.finished.Load()
-		time.AfterFunc(stallCheck, p.checkStall)
+	if p.workers < p.maxWorkers {
+		p.armStallLocked()
 	}
 	p.mu.Unlock()
 	return true
+}
+
+// armStallLocked starts the stall checks unless they run.
+func (p *Pool) armStallLocked() {
+	if !p.stallArm {
+		p.stallArm = true
+		p.lastSeen = p.finished.Load()
+		p.laterSeen = p.laterDone
+		time.AfterFunc(stallCheck, p.checkStall)
+	}
 }
 
 // startLocked starts a worker that runs t (if not nil) first.
@@ -151,41 +160,54 @@ func (p *Pool) checkStall() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	waiting := p.queue.len() + p.later.len()
-	if p.closed || waiting == 0 || p.workers >= p.maxWorkers {
+	if p.closed || waiting == 0 {
 		p.stallArm = false
 		return
 	}
 	// Only workers inside code marked as blocking call for more goroutines; workers short
 	// of CPU (a flood, the poller and a keepalive round holding both cores) do not.
-	if now := p.finished.Load(); now == p.lastSeen && p.blocked.Load() >= int64(p.workers) {
+	if now := p.finished.Load(); now == p.lastSeen && p.workers < p.maxWorkers && p.blocked.Load() >= int64(p.workers) {
 		for n := min(waiting, max(p.workers, 1), p.maxWorkers-p.workers); n > 0; n-- {
 			p.startLocked(nil)
 		}
 	}
+	p.checkLaterLocked()
 	p.lastSeen = p.finished.Load()
 	time.AfterFunc(stallCheck, p.checkStall)
 }
 
+// laterStallTicks: requeued tasks that wait this many stall checks in a row with the share
+// full, none of them finishing and some worker blocked in a callback get one more slot.
+const laterStallTicks = 10
+
+// checkLaterLocked lets the requeued tasks' share grow by one when the tasks holding it
+// seem blocked (a user's callback waiting on a database, say): for laterStallTicks
+// milliseconds none finished while others waited and a worker was inside Block. The
+// extra slots go when no requeued task waits.
+func (p *Pool) checkLaterLocked() {
+	if p.later.len() == 0 {
+		p.laterExtra, p.laterTicks = 0, 0
+		p.laterSeen = p.laterDone
+		return
+	}
+	if p.laterDone != p.laterSeen || p.laterSlotLocked() || p.blocked.Load() == 0 {
+		p.laterTicks = 0
+	} else if p.laterTicks++; p.laterTicks >= laterStallTicks {
+		p.laterTicks = 0
+		p.laterExtra++
+		p.kickLaterLocked()
+	}
+	p.laterSeen = p.laterDone
+}
+
 // Block marks the calling task as entering code that may block (a user's callback); the
 // task must call Unblock when it leaves that code. Only while every worker is so marked
-// and no task finishes does the pool grow past its eager size. A blocked worker uses no
-// CPU, so it does not count against the requeued tasks' share: if one waits, a worker
-// takes it up now.
-func (p *Pool) Block() {
-	p.blocked.Add(1)
-	if p.laterQueued.Load() > 0 {
-		p.kickLater()
-	}
-}
+// and no task finishes does the pool grow past its eager size; and only while requeued
+// tasks stall behind blocked ones does their share grow (checkLaterLocked).
+func (p *Pool) Block() { p.blocked.Add(1) }
 
-// kickLater hands a waiting requeued task to an idle or new worker if the requeued tasks'
-// share allows one more.
-func (p *Pool) kickLater() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.kickLaterLocked()
-}
-
+// kickLaterLocked hands a waiting requeued task to an idle or new worker if the requeued
+// tasks' share allows one more.
 func (p *Pool) kickLaterLocked() {
 	if p.closed || p.later.len() == 0 || !p.laterSlotLocked() {
 		return
@@ -203,17 +225,15 @@ func (p *Pool) kickLaterLocked() {
 	}
 }
 
-// laterSlotLocked reports whether one more worker may run a requeued task: fewer than
-// laterMax do, not counting workers blocked in a callback (they use no CPU).
+// laterSlotLocked reports whether one more worker may run a requeued task.
 func (p *Pool) laterSlotLocked() bool {
-	return p.laterOn < p.laterMax+int(p.blocked.Load())
+	return p.laterOn < p.laterMax+p.laterExtra
 }
 
 // popLaterLocked takes the oldest requeued task for w.
 func (p *Pool) popLaterLocked(w *worker) Task {
 	p.laterOn++
 	w.later = true
-	p.laterQueued.Add(-1)
 	return p.later.pop()
 }
 
@@ -295,6 +315,7 @@ func (p *Pool) next(w *worker) Task {
 	if w.later {
 		w.later = false
 		p.laterOn--
+		p.laterDone++
 	}
 	if p.later.len() > 0 && p.laterSlotLocked() && (p.queue.len() == 0 || p.skipped >= laterEvery-1) {
 		p.skipped = 0

@@ -401,7 +401,11 @@ func TestCloseDuringUpgradeSendsCloseFrame(t *testing.T) {
 		go srv.Close()
 		// add must see the server closed: wait until Close has marked it.
 		deadline := time.Now().Add(waitTimeout)
-		for !srv.closingDown() && time.Now().Before(deadline) {
+		for !srv.closingDown() {
+			if time.Now().After(deadline) {
+				t.Error("Close did not mark the server closed: the test did not reach the race")
+				break
+			}
 			time.Sleep(time.Millisecond)
 		}
 		close(closed)

@@ -1,6 +1,7 @@
 package live
 
 import (
+	"errors"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -32,7 +33,8 @@ type ringPool struct {
 	free     []*uring.Ring
 	made     int
 	max      int
-	disabled bool // no new rings: io_uring failed, or the server stopped
+	disabled bool // no new rings: io_uring is unavailable, or the server stopped
+	checked  bool // a ring passed CheckNowait
 	closed   bool // the server stopped: rings given back are closed
 }
 
@@ -51,13 +53,40 @@ func (p *ringPool) get(srv *Server) *uring.Ring {
 		return nil // more batches at once than rings: this one uses writev
 	}
 	r, err := uring.New(fanoutBatch)
+	if err == nil && !p.checked {
+		// Once per server: a kernel that lets a non-blocking send wait would let one
+		// slow client hold a whole batch.
+		if err = r.CheckNowait(); err != nil {
+			r.Close()
+			r = nil
+			err = permanent{err}
+		} else {
+			p.checked = true
+		}
+	}
 	if err != nil {
-		p.disabled = true
-		srv.opts.Logger.Info("live: io_uring unavailable, fan-out batches use writev", "err", err)
-		return nil
+		if isPermanent(err) {
+			p.disabled = true
+			srv.opts.Logger.Info("live: io_uring unavailable, fan-out batches use writev", "err", err)
+		}
+		return nil // short of descriptors or memory now: writev for this batch, try later
 	}
 	p.made++
 	return r
+}
+
+// permanent marks an io_uring failure that retrying will not mend.
+type permanent struct{ error }
+
+// isPermanent tells a kernel that has no usable io_uring (not built in, forbidden by
+// seccomp or kernel.io_uring_disabled, or misbehaving) from a passing shortage of
+// descriptors or memory.
+func isPermanent(err error) bool {
+	var p permanent
+	if errors.As(err, &p) {
+		return true
+	}
+	return !errors.Is(err, syscall.EMFILE) && !errors.Is(err, syscall.ENFILE) && !errors.Is(err, syscall.ENOMEM) && !errors.Is(err, syscall.EAGAIN)
 }
 
 // put returns r; a ring that failed is closed instead.
@@ -88,6 +117,9 @@ func (b *flushBatch) flushRing(r *uring.Ring) (failed bool) {
 	var held [fanoutBatch]*Session
 	var res [fanoutBatch]int32
 	var bufs [uring.MaxBufs][]byte
+	// Write errors end their session through writeFailed, which takes that session's
+	// lock and the pool's: called once this batch holds no other session's lock.
+	var failures []writeFailure
 	n, busy := 0, 0
 	for _, s := range b.sessions[:b.n] {
 		if !s.wmu.TryLock() {
@@ -101,11 +133,10 @@ func (b *flushBatch) flushRing(r *uring.Ring) (failed bool) {
 		}
 		if r.Prepare(int(s.fd), s.queuedLocked(bufs[:0])) < 0 {
 			// The ring failed in an earlier batch of this Publish: write here.
-			err := s.flushLocked()
-			s.wmu.Unlock()
-			if err != nil {
-				s.writeFailed(err)
+			if err := s.flushLocked(); err != nil {
+				failures = append(failures, writeFailure{s, err})
 			}
+			s.wmu.Unlock()
 			continue
 		}
 		held[n] = s
@@ -116,8 +147,8 @@ func (b *flushBatch) flushRing(r *uring.Ring) (failed bool) {
 	for i, s := range held[:n] {
 		var werr error
 		switch rc := res[i]; {
-		case err != nil:
-			werr = s.flushLocked() // the ring failed as a whole: write this one here
+		case rc == uring.NotSent:
+			werr = s.flushLocked() // the ring failed before the kernel took it: write here
 		case rc > 0:
 			s.consumeLocked(int(rc))
 			werr = s.flushLocked() // the rest if any; marks a drained close frame
@@ -128,15 +159,25 @@ func (b *flushBatch) flushRing(r *uring.Ring) (failed bool) {
 		default:
 			werr = syscall.Errno(-rc)
 		}
-		s.wmu.Unlock()
 		if werr != nil {
-			s.writeFailed(werr)
+			failures = append(failures, writeFailure{s, werr})
 		}
+	}
+	for _, s := range held[:n] {
+		s.wmu.Unlock()
+	}
+	for _, f := range failures {
+		f.s.writeFailed(f.err)
 	}
 	for _, s := range b.sessions[:busy] {
 		s.flush()
 	}
 	return err != nil
+}
+
+type writeFailure struct {
+	s   *Session
+	err error
 }
 
 // queuedLocked appends the queued, unwritten bytes to bufs (up to its capacity).

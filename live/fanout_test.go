@@ -19,8 +19,7 @@ func TestParallelFanoutKeepsOrder(t *testing.T) {
 	fanoutInOrder(t, Options{QueueSize: 48}, fanoutLarge+fanoutBatch/2+3, 40)
 	r, err := uring.New(1)
 	if err != nil {
-		t.Logf("io_uring unavailable here (%v): batches used writev", err)
-		return
+		t.Skipf("io_uring unavailable here (%v): batches used writev, the ring path is unchecked", err)
 	}
 	r.Close()
 	if ringFlushes.Load() == ringBefore {
@@ -35,8 +34,7 @@ func TestSmallTopicThroughRingKeepsOrder(t *testing.T) {
 	fanoutInOrder(t, Options{QueueSize: 48}, 40, 200)
 	r, err := uring.New(1)
 	if err != nil {
-		t.Logf("io_uring unavailable here (%v): the publisher used write", err)
-		return
+		t.Skipf("io_uring unavailable here (%v): the publisher used write, the ring path is unchecked", err)
 	}
 	r.Close()
 	if ringFlushes.Load() == ringBefore {

@@ -5,6 +5,7 @@ package uring
 import (
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"sync/atomic"
 	"unsafe"
@@ -81,8 +82,9 @@ type Ring struct {
 	cqes                   []cqe
 
 	size   int
-	n      int  // sends prepared since the last Submit
-	failed bool // io_uring_enter failed: the ring's state is unknown, it takes no more sends
+	n      int    // sends prepared since the last Submit
+	failed bool   // io_uring_enter failed: the ring's state is unknown, it takes no more sends
+	probe  []byte // CheckNowait's buffer, which a send the kernel kept waiting may read
 	msgs   []unix.Msghdr
 	iovs   []unix.Iovec // MaxBufs per send
 }
@@ -216,31 +218,62 @@ func (r *Ring) Prepare(fd int, bufs [][]byte) int {
 	return i
 }
 
-// Submit sends everything prepared with one io_uring_enter (more only if interrupted) and
-// stores each send's result in res by index: bytes written, or a negated errno
-// (-EAGAIN: the socket's buffer is full). len(res) must be at least the number prepared.
-// An error means the ring failed as a whole: res is then not valid, the caller writes
-// those sockets itself, and the ring takes no more sends (Close it).
+// NotSent is the result Submit gives a send the kernel never took.
+const NotSent = math.MinInt32
+
+// Submit sends everything prepared with one io_uring_enter (more only if interrupted or
+// briefly refused) and stores each send's result in res by index: bytes written, a
+// negated errno (-EAGAIN: the socket's buffer is full), or NotSent. len(res) must be at
+// least the number prepared. An error means the ring failed: the sends it reports as
+// NotSent never reached the kernel and the caller writes them itself; the others were
+// done (their results are in res). A failed ring takes no more sends (Close it).
 func (r *Ring) Submit(res []int32) error {
 	n := r.n
 	if n == 0 {
 		return nil
 	}
+	for i := range res[:n] {
+		res[i] = NotSent
+	}
+	head0 := atomic.LoadUint32(r.sqHead)
 	tail := atomic.LoadUint32(r.sqTail)
 	atomic.StoreUint32(r.sqTail, tail+uint32(n)) // publishes the SQEs written above
-	for waitFor := n; waitFor > 0; {
-		// The kernel's head says how many entries it has taken, even after an EINTR.
-		toSubmit := atomic.LoadUint32(r.sqTail) - atomic.LoadUint32(r.sqHead)
+	var err error
+	refused := 0
+	for done := 0; done < n; {
+		// The kernel's head says how many entries it has taken, even after an error.
+		taken := int(atomic.LoadUint32(r.sqHead) - head0)
+		toSubmit, waitFor := n-taken, n-done
+		if err != nil {
+			// Submitting failed: only wait for what the kernel took, so that every
+			// result the caller acts on is known.
+			if taken <= done {
+				break
+			}
+			toSubmit, waitFor = 0, taken-done
+		}
 		_, _, errno := unix.Syscall6(unix.SYS_IO_URING_ENTER, uintptr(r.fd), uintptr(toSubmit), uintptr(waitFor), enterGetEvents, 0, 0)
-		waitFor -= r.reap(res)
-		if errno != 0 && errno != unix.EINTR {
-			r.failed = true
-			r.discard()
-			return os.NewSyscallError("io_uring_enter", errno)
+		done += r.reap(res)
+		switch errno {
+		case 0, unix.EINTR:
+		case unix.EAGAIN, unix.EBUSY: // the kernel is short of memory, or its CQ is full
+			if refused++; refused > 3 && err == nil {
+				err = os.NewSyscallError("io_uring_enter", errno)
+			}
+		default:
+			if err != nil { // waiting failed too: what was taken is unknown
+				r.failed = true
+				r.discard()
+				return err
+			}
+			err = os.NewSyscallError("io_uring_enter", errno)
 		}
 	}
+	if err != nil {
+		r.failed = true // entries it did not take stay in its queue: never submit again
+	}
 	r.discard()
-	return nil
+	return err
 }
 
 // discard forgets the prepared sends and the references to the caller's buffers.
@@ -264,4 +297,47 @@ func (r *Ring) reap(res []int32) int {
 	}
 	atomic.StoreUint32(r.cqHead, head)
 	return k
+}
+
+// CheckNowait tells whether this kernel completes a send to a full socket at once, with
+// EAGAIN, instead of waiting for room: Submit relies on that never to wait for a slow
+// client. It fills one end of a socket pair, submits one send without waiting and looks
+// for its completion. Call it on a fresh ring; a ring that fails it must be closed (that
+// cancels the waiting send).
+func (r *Ring) CheckNowait() error {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return os.NewSyscallError("socketpair", err)
+	}
+	defer unix.Close(fds[1])
+	defer unix.Close(fds[0])
+	r.probe = make([]byte, 64<<10) // kept until Close: a waiting send may still read it
+	for {
+		if _, err := unix.Write(fds[0], r.probe); err == unix.EAGAIN {
+			break
+		} else if err != nil {
+			return os.NewSyscallError("write", err)
+		}
+	}
+	if r.Prepare(fds[0], [][]byte{r.probe[:1]}) != 0 {
+		return errors.New("uring: CheckNowait needs a ring with nothing prepared")
+	}
+	tail := atomic.LoadUint32(r.sqTail)
+	atomic.StoreUint32(r.sqTail, tail+1)
+	res := []int32{NotSent}
+	_, _, errno := unix.Syscall6(unix.SYS_IO_URING_ENTER, uintptr(r.fd), 1, 0, 0, 0, 0)
+	got := r.reap(res)
+	r.discard()
+	switch {
+	case errno != 0:
+		r.failed = true
+		return os.NewSyscallError("io_uring_enter", errno)
+	case got == 0:
+		r.failed = true
+		return errors.New("uring: this kernel lets a non-blocking send to a full socket wait for room")
+	case res[0] != -int32(unix.EAGAIN):
+		r.failed = true
+		return fmt.Errorf("uring: a send to a full socket completed with %d, want -EAGAIN", res[0])
+	}
+	return nil
 }

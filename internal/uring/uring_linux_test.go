@@ -151,6 +151,8 @@ func TestFullSocketAndBadDescriptorAnswerAtOnce(t *testing.T) {
 				t.Fatal(err)
 			}
 		case <-time.After(5 * time.Second):
+			// Leave the ring mapped: the goroutine is still inside Submit.
+			r.ring, r.cqRing, r.sqesMem, r.fd = nil, nil, nil, -1
 			t.Fatal("Submit waited on a full socket")
 		}
 		sawAgain = res[0] == -int32(unix.EAGAIN)
@@ -240,4 +242,42 @@ func benchSends(b *testing.B, send func(fds []int, msg []byte)) {
 		}
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(fds)), "ns/send")
+}
+
+// This kernel completes a send to a full socket at once: the property Submit relies on.
+func TestCheckNowait(t *testing.T) {
+	r := newRing(t, 4)
+	if err := r.CheckNowait(); err != nil {
+		t.Fatalf("CheckNowait: %v", err)
+	}
+	// The ring is still usable after the check.
+	fd, c := pair(t)
+	r.Prepare(fd, [][]byte{[]byte("ok")})
+	res := make([]int32, 1)
+	if err := r.Submit(res); err != nil || res[0] != 2 {
+		t.Fatalf("send after the check: %d, %v", res[0], err)
+	}
+	if got := readN(t, c, 2); string(got) != "ok" {
+		t.Fatalf("got %q", got)
+	}
+}
+
+// A failed ring reports every prepared send as NotSent and takes no more.
+func TestSubmitOnClosedRingReportsNotSent(t *testing.T) {
+	r := newRing(t, 4)
+	fd, _ := pair(t)
+	r.Prepare(fd, [][]byte{[]byte("x")})
+	r.Prepare(fd, [][]byte{[]byte("y")})
+	unix.Close(r.fd) // the ring's descriptor is gone: io_uring_enter fails with EBADF
+	res := make([]int32, 2)
+	if err := r.Submit(res); err == nil {
+		t.Fatal("Submit on a closed ring did not fail")
+	}
+	if res[0] != NotSent || res[1] != NotSent {
+		t.Fatalf("results %v, want NotSent for both", res)
+	}
+	if r.Prepare(fd, [][]byte{[]byte("z")}) != -1 {
+		t.Fatal("a failed ring took another send")
+	}
+	r.fd = -1 // already closed
 }

@@ -2,10 +2,16 @@
 
 package uring
 
-import "errors"
+import (
+	"errors"
+	"math"
+)
 
 // MaxBufs is the most buffers one send carries.
 const MaxBufs = 8
+
+// NotSent is the result Submit gives a send the kernel never took.
+const NotSent = math.MinInt32
 
 // Ring is unavailable on this platform.
 type Ring struct{}
@@ -24,3 +30,6 @@ func (r *Ring) Prepare(fd int, bufs [][]byte) int { return -1 }
 
 // Submit does nothing.
 func (r *Ring) Submit(res []int32) error { return nil }
+
+// CheckNowait reports that io_uring is Linux only.
+func (r *Ring) CheckNowait() error { return errors.New("uring: io_uring is Linux only") }

@@ -200,6 +200,9 @@ func (s *Session) feedPending() (stopped bool) {
 func (s *Session) received(p []byte) (stopped bool) {
 	s.lastRead.Store(time.Now().UnixNano())
 	s.srv.stats.bytesIn.Add(uint64(len(p)))
+	if s.tls != nil {
+		return s.receivedTLS(p) // records: opened, then parsed the same way
+	}
 	if s.state.Load() != stateOpen {
 		return false
 	}
@@ -260,6 +263,9 @@ func (s *Session) inputEnded(err error) {
 func (s *Session) read(p []byte) (int, error) {
 	if !s.fdOpen {
 		return 0, errBadFD
+	}
+	if s.tls != nil && s.tlsReadEnded() {
+		return 0, nil // the client's close_notify came behind input parsed since: EOF now
 	}
 	for {
 		n, err := sysRead(int(s.fd), p)

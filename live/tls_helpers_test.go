@@ -1,6 +1,7 @@
 package live
 
 import (
+	"bufio"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -9,8 +10,10 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"math/big"
 	"net"
+	"net/http"
 	"sync"
 	"testing"
 	"time"
@@ -107,5 +110,94 @@ func serveTLS(t testing.TB, srv *Server) (url string, client *tls.Config) {
 			t.Error("ServeTLS did not return after Close")
 		}
 	})
-	return "wss://" + ln.Addr().String() + "/", &tls.Config{RootCAs: roots, ServerName: "localhost"}
+	return "wss://" + ln.Addr().String() + "/", &tls.Config{RootCAs: roots, ServerName: "localhost", NextProtos: []string{"http/1.1"}}
+}
+
+// recordingConn keeps every byte the server sent, to look at the records themselves.
+type recordingConn struct {
+	net.Conn
+	mu  sync.Mutex
+	got []byte
+}
+
+func (c *recordingConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	c.mu.Lock()
+	c.got = append(c.got, p[:n]...)
+	c.mu.Unlock()
+	return n, err
+}
+
+// records splits the bytes received into TLS records: (type, body length) each.
+func (c *recordingConn) records() (types []byte, lens []int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	b := c.got
+	for len(b) >= 5 {
+		n := int(b[3])<<8 | int(b[4])
+		if len(b) < 5+n {
+			break
+		}
+		types, lens = append(types, b[0]), append(lens, n)
+		b = b[5+n:]
+	}
+	return types, lens
+}
+
+// tlsRawDial upgrades a raw WebSocket client over TLS (version 0: any); raw, if not nil,
+// receives the TCP connection under it.
+func tlsRawDial(t testing.TB, url string, client *tls.Config, version uint16, raw **recordingConn) *rawClient {
+	t.Helper()
+	tc, err := tlsRawDialErr(url, client, version, raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tc.Close() })
+	return tc
+}
+
+func tlsRawDialErr(url string, client *tls.Config, version uint16, raw **recordingConn) (*rawClient, error) {
+	nc, err := net.DialTimeout("tcp", hostOf(url), waitTimeout)
+	if err != nil {
+		return nil, err
+	}
+	rec := &recordingConn{Conn: nc}
+	if raw != nil {
+		*raw = rec
+	}
+	cfg := client.Clone()
+	if version != 0 {
+		cfg.MinVersion, cfg.MaxVersion = version, version
+	}
+	conn := tls.Client(rec, cfg)
+	rc := &rawClient{Conn: conn, br: bufio.NewReaderSize(conn, 256)}
+	conn.SetDeadline(time.Now().Add(waitTimeout))
+	if _, err := conn.Write(upgradeRequest(http.MethodGet, url, nil)); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	resp, err := http.ReadResponse(rc.br, nil)
+	if err != nil {
+		conn.Close()
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusSwitchingProtocols {
+		conn.Close()
+		return nil, fmt.Errorf("status %d", resp.StatusCode)
+	}
+	conn.SetDeadline(time.Time{})
+	return rc, nil
+}
+
+// tlsSessions counts the server's sessions whose records the event loop carries.
+func tlsSessions(srv *Server) (tlsOnLoop, all int) {
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	for s := range srv.sessions {
+		all++
+		if s.tls != nil && s.blk == nil && s.fd >= 0 {
+			tlsOnLoop++
+		}
+	}
+	return tlsOnLoop, all
 }

@@ -1,14 +1,30 @@
 package live
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
 
+	coder "github.com/coder/websocket"
 	"github.com/gorilla/websocket"
+
+	"github.com/livepoll/livepoll/internal/tlsrec"
 )
+
+var tlsVersions = []struct {
+	name    string
+	version uint16
+}{{"TLS1.2", tls.VersionTLS12}, {"TLS1.3", tls.VersionTLS13}}
 
 // wssDial dials url with gorilla over TLS limited to version (0: any).
 func wssDial(t testing.TB, url string, client *tls.Config, version uint16) *websocket.Conn {
@@ -26,19 +42,25 @@ func wssDial(t testing.TB, url string, client *tls.Config, version uint16) *webs
 	return c
 }
 
-// An echo over wss with gorilla, TLS 1.2 and 1.3, small and 1 MiB messages.
+func echoServer(opts Options) *Server {
+	opts.OnMessage = func(_ context.Context, s *Session, topic string, data []byte) {
+		s.Send(Message{Topic: topic, Data: data})
+	}
+	return New(opts)
+}
+
+// Echo over wss with gorilla and coder/websocket, TLS 1.2 and 1.3, from 5 bytes to
+// 1 MiB; the sessions are carried by the event loop (no tls.Conn, no goroutine).
 func TestServeTLSEcho(t *testing.T) {
-	for _, v := range []struct {
-		name    string
-		version uint16
-	}{{"TLS1.2", tls.VersionTLS12}, {"TLS1.3", tls.VersionTLS13}} {
+	for _, v := range tlsVersions {
 		t.Run(v.name, func(t *testing.T) {
 			t.Parallel()
-			srv := New(Options{OnMessage: func(_ context.Context, s *Session, topic string, data []byte) {
-				s.Send(Message{Topic: topic, Data: data})
-			}})
+			srv := echoServer(Options{})
 			url, client := serveTLS(t, srv)
 			c := wssDial(t, url, client, v.version)
+			if st := c.UnderlyingConn().(*tls.Conn).ConnectionState(); st.Version != v.version || st.NegotiatedProtocol != "http/1.1" {
+				t.Fatalf("negotiated version %x ALPN %q", st.Version, st.NegotiatedProtocol)
+			}
 			for _, size := range []int{5, 200, 20 << 10, 1 << 20} {
 				data := `"` + strings.Repeat("x", size) + `"`
 				send(t, c, `{"topic":"echo","data":`+data+`}`)
@@ -46,7 +68,301 @@ func TestServeTLSEcho(t *testing.T) {
 					t.Fatalf("%d bytes: echo came back as %d bytes", size, len(m))
 				}
 			}
-			_ = time.Second
+
+			cfg := client.Clone()
+			cfg.MinVersion, cfg.MaxVersion = v.version, v.version
+			tr := &http.Transport{TLSClientConfig: cfg}
+			defer tr.CloseIdleConnections()
+			ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+			defer cancel()
+			cc, _, err := coder.Dial(ctx, url, &coder.DialOptions{HTTPClient: &http.Client{Transport: tr}})
+			if err != nil {
+				t.Fatal("coder/websocket dial:", err)
+			}
+			cc.SetReadLimit(2 << 20)
+			for _, size := range []int{5, 1 << 20} {
+				msg := []byte(`{"topic":"echo","data":"` + strings.Repeat("y", size) + `"}`)
+				if err := cc.Write(ctx, coder.MessageText, msg); err != nil {
+					t.Fatal(err)
+				}
+				if _, got, err := cc.Read(ctx); err != nil || !bytes.Equal(got, msg) {
+					t.Fatalf("coder/websocket echo of %d bytes: %d bytes back, err %v", size, len(got), err)
+				}
+			}
+			if err := cc.Close(coder.StatusNormalClosure, ""); err != nil {
+				t.Fatal("coder/websocket close:", err)
+			}
+			if onLoop, all := tlsSessions(srv); onLoop != all || all == 0 {
+				t.Fatalf("%d of %d sessions on the event loop with their records", onLoop, all)
+			}
 		})
 	}
+}
+
+// One Publish reaches wss and ws subscribers alike, in order, through the direct writes
+// of a small topic and through the deferred fan-out of a large one (fanoutLarge).
+func TestServeTLSFanoutMixed(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		wss, ws  int
+		messages int
+		large    bool
+	}{
+		{"small", 30, 30, 20, false},
+		{"large", fanoutLarge/2 + 50, fanoutLarge / 2, 5, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.large && testing.Short() {
+				t.Skip("-short: 1,100 TLS handshakes")
+			}
+			var srv *Server
+			srv = New(Options{OnMessage: func(_ context.Context, s *Session, topic string, _ []byte) {
+				srv.Subscribe(s, "room")
+				s.Send(Message{Topic: "subscribed"})
+			}})
+			url, client := serveTLS(t, srv)
+			hs := httptest.NewServer(srv.Handler())
+			t.Cleanup(hs.Close)
+			wsURL := "ws" + strings.TrimPrefix(hs.URL, "http")
+			var clients []*rawClient
+			for i := range tc.wss + tc.ws {
+				var rc *rawClient
+				if i < tc.wss {
+					rc = tlsRawDial(t, url, client, tlsVersions[i%2].version, nil)
+				} else {
+					rc = rawDial(t, wsURL, nil)
+				}
+				rc.write(t, clientFrame(opText, []byte(`{"topic":"sub"}`)))
+				rc.SetReadDeadline(time.Now().Add(waitTimeout))
+				if p := rc.mustFrame(t, opText); string(p) != `{"topic":"subscribed"}` {
+					t.Fatalf("client %d: %s", i, p)
+				}
+				clients = append(clients, rc)
+			}
+			before := deferredFanouts.Load()
+			for i := range tc.messages {
+				srv.Publish("room", []byte(fmt.Sprint(i)))
+			}
+			if tc.large && deferredFanouts.Load() == before {
+				t.Fatal("the large topic was not written by the deferred fan-out")
+			}
+			for n, rc := range clients {
+				rc.SetReadDeadline(time.Now().Add(waitTimeout))
+				for i := range tc.messages {
+					want := fmt.Sprintf(`{"topic":"room","data":%d}`, i)
+					if p := rc.mustFrame(t, opText); string(p) != want {
+						t.Fatalf("client %d (wss: %v): got %s, want %s", n, n < tc.wss, p, want)
+					}
+				}
+			}
+			if onLoop, _ := tlsSessions(srv); onLoop != tc.wss {
+				t.Fatalf("%d wss sessions on the event loop, want %d", onLoop, tc.wss)
+			}
+		})
+	}
+}
+
+// A server-side close sends the close frame, then close_notify, then the TCP FIN; a
+// client's close frame is answered the same way, and OnClose gets nil both times.
+func TestServeTLSCloseHandshake(t *testing.T) {
+	for _, v := range tlsVersions {
+		t.Run(v.name, func(t *testing.T) {
+			t.Parallel()
+			closes := newCloseLog(t)
+			srv := New(Options{
+				OnMessage: func(_ context.Context, s *Session, topic string, _ []byte) {
+					if topic == "close" {
+						s.Close()
+					}
+				},
+				OnClose: closes.OnClose,
+			})
+			url, client := serveTLS(t, srv)
+			for _, clientCloses := range []bool{false, true} {
+				var raw *recordingConn
+				rc := tlsRawDial(t, url, client, v.version, &raw)
+				if clientCloses {
+					rc.write(t, clientFrame(opClose, closePayload(1000, "bye")))
+				} else {
+					rc.write(t, clientFrame(opText, []byte(`{"topic":"close"}`)))
+				}
+				rc.SetReadDeadline(time.Now().Add(waitTimeout))
+				if got := rc.outcome(); got != "close 1000" {
+					t.Fatalf("client closes %v: %s, want the close frame then EOF", clientCloses, got)
+				}
+				if ev := closes.next(t); ev.err != nil {
+					t.Fatalf("OnClose: %v", ev.err)
+				}
+				// The last record before the FIN is close_notify: an alert record in
+				// TLS 1.2 (type 21, explicit nonce 8 + alert 2 + tag 16); in TLS 1.3 an
+				// encrypted record of alert 2 + type 1 + tag 16.
+				types, lens := raw.records()
+				last := len(types) - 1
+				wantType, wantLen := byte(21), 26
+				if v.version == tls.VersionTLS13 {
+					wantType, wantLen = 23, 19
+				}
+				if last < 0 || types[last] != wantType || lens[last] != wantLen {
+					t.Fatalf("last records %v %v: want close_notify (type %d, %d bytes) last", types, lens, wantType, wantLen)
+				}
+			}
+		})
+	}
+}
+
+// A wss client that never reads: its queue bounds hold (the sealed copies count against
+// QueueBytes) and it is closed with ErrQueueFull; the server stays healthy.
+func TestServeTLSNonReader(t *testing.T) {
+	closes := newCloseLog(t)
+	var srv *Server
+	srv = New(Options{
+		QueueBytes: 256 << 10,
+		OnMessage: func(_ context.Context, s *Session, _ string, _ []byte) {
+			srv.Subscribe(s, "flood")
+			s.Send(Message{Topic: "ok"})
+		},
+		OnClose: closes.OnClose,
+	})
+	url, client := serveTLS(t, srv)
+	var raw *recordingConn
+	rc := tlsRawDial(t, url, client, 0, &raw)
+	raw.Conn.(*net.TCPConn).SetReadBuffer(4 << 10)
+	rc.write(t, clientFrame(opText, []byte(`{"topic":"sub"}`)))
+	rc.SetReadDeadline(time.Now().Add(waitTimeout))
+	rc.mustFrame(t, opText)
+	data := []byte(`"` + strings.Repeat("z", 16<<10) + `"`)
+	deadline := time.Now().Add(waitTimeout)
+	for srv.Stats().Closed.QueueFull == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no ErrQueueFull after %d bytes out", srv.Stats().BytesOut)
+		}
+		srv.Publish("flood", data)
+	}
+	if ev := closes.next(t); !errors.Is(ev.err, ErrQueueFull) {
+		t.Fatalf("OnClose: %v, want ErrQueueFull", ev.err)
+	}
+	// Another client is served normally.
+	ok := tlsRawDial(t, url, client, 0, nil)
+	ok.write(t, clientFrame(opText, []byte(`{"topic":"sub"}`)))
+	ok.SetReadDeadline(time.Now().Add(waitTimeout))
+	if p := ok.mustFrame(t, opText); string(p) != `{"topic":"ok"}` {
+		t.Fatalf("healthy client got %s", p)
+	}
+}
+
+// Bytes that are not TLS records after the handshake: the server answers with an alert
+// and closes without a WebSocket close frame; OnClose gets ErrProtocol wrapping the
+// *tlsrec.AlertError. A fatal alert from the client closes its session too.
+func TestServeTLSGarbage(t *testing.T) {
+	for _, v := range tlsVersions {
+		t.Run(v.name, func(t *testing.T) {
+			t.Parallel()
+			closes := newCloseLog(t)
+			srv := echoServer(Options{OnClose: closes.OnClose})
+			url, client := serveTLS(t, srv)
+			var raw *recordingConn
+			rc := tlsRawDial(t, url, client, v.version, &raw)
+			// A well-formed header whose body does not authenticate.
+			garbage := append([]byte{23, 3, 3, 0, 40}, bytes.Repeat([]byte{0xAB}, 40)...)
+			if _, err := raw.Conn.Write(garbage); err != nil {
+				t.Fatal(err)
+			}
+			ev := closes.next(t)
+			var alert *tlsrec.AlertError
+			if !errors.Is(ev.err, ErrProtocol) || !errors.As(ev.err, &alert) || !errors.Is(ev.err, tlsrec.ErrBadRecordMAC) {
+				t.Fatalf("OnClose: %v, want ErrProtocol and bad_record_mac", ev.err)
+			}
+			rc.SetReadDeadline(time.Now().Add(waitTimeout))
+			_, err := rc.br.ReadByte()
+			if err == nil || !strings.Contains(err.Error(), "bad record MAC") {
+				t.Fatalf("client read: %v, want the server's bad_record_mac alert", err)
+			}
+			if got := srv.Stats().Closed.Protocol; got != 1 {
+				t.Fatalf("Stats.Closed.Protocol = %d", got)
+			}
+		})
+	}
+}
+
+// Clients that stop in the middle of the handshake are bounded: goroutines stay below
+// tlsAccepting (connections between accept and upgrade) plus tlsHandshakes (running
+// crypto/tls handshakes) whatever their number, every one is dropped after
+// tlsHandshakeTimeout, and a good client is served once places free up.
+func TestServeTLSHalfOpenBounded(t *testing.T) {
+	defer func(a, h int, d time.Duration) { tlsAccepting, tlsHandshakes, tlsHandshakeTimeout = a, h, d }(tlsAccepting, tlsHandshakes, tlsHandshakeTimeout)
+	tlsAccepting, tlsHandshakes, tlsHandshakeTimeout = 128, 16, time.Second
+	const clients = 256
+	hello := clientHello(t)
+
+	base := stableGoroutines()
+	srv := echoServer(Options{})
+	url, client := serveTLS(t, srv)
+	var conns []io.Closer
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	peak := 0
+	for i := range clients {
+		nc, err := dialTCP(hostOf(url))
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, nc)
+		switch i % 3 {
+		case 0: // nothing
+		case 1:
+			nc.Write(hello[:len(hello)/2]) // half a ClientHello
+		case 2:
+			nc.Write(hello) // a whole one, then silence: a running handshake
+		}
+		peak = max(peak, runtime.NumGoroutine())
+	}
+	time.Sleep(200 * time.Millisecond)
+	peak = max(peak, runtime.NumGoroutine())
+	// Per accepted connection: its goroutine; per running handshake: the Runner's. Plus
+	// the server's own few (sweeper, poller, workers, ServeTLS, the test's).
+	if bound := base + tlsAccepting + tlsHandshakes + 40; peak > bound {
+		t.Fatalf("%d goroutines with %d half-open clients, bound %d", peak, clients, bound)
+	}
+	t.Logf("%d goroutines at most with %d half-open clients (%d before)", peak, clients, base)
+	// Every half-open connection is dropped in time (tlsHandshakeTimeout each, in batches
+	// of tlsAccepting), and a good client then gets through.
+	batches := (clients + tlsAccepting - 1) / tlsAccepting
+	c := wssDialWithin(t, url, client, time.Duration(batches+2)*tlsHandshakeTimeout)
+	send(t, c, `{"topic":"t","data":1}`)
+	if _, m := readMsg(t, c); m != `{"topic":"t","data":1}` {
+		t.Fatalf("echo %s", m)
+	}
+}
+
+// clientHello returns the first flight of a crypto/tls client.
+func clientHello(t testing.TB) []byte {
+	t.Helper()
+	a, b := net.Pipe()
+	defer a.Close()
+	defer b.Close()
+	go tls.Client(a, &tls.Config{ServerName: "localhost"}).Handshake()
+	b.SetReadDeadline(time.Now().Add(waitTimeout))
+	buf := make([]byte, 8<<10)
+	n, err := b.Read(buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return buf[:n]
+}
+
+func dialTCP(addr string) (net.Conn, error) { return net.DialTimeout("tcp", addr, waitTimeout) }
+
+// wssDialWithin dials with gorilla, allowing the handshake d.
+func wssDialWithin(t testing.TB, url string, client *tls.Config, d time.Duration) *websocket.Conn {
+	t.Helper()
+	dialer := websocket.Dialer{TLSClientConfig: client, HandshakeTimeout: d}
+	c, _, err := dialer.Dial(url, nil)
+	if err != nil {
+		t.Fatalf("dial %s: %v", url, err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
 }

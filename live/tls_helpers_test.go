@@ -26,6 +26,7 @@ var (
 		pool            *x509.CertPool
 		cert            tls.Certificate
 		certPEM, keyPEM []byte
+		certPEMCA       []byte // the CA's certificate
 		err             error
 	}
 )
@@ -80,6 +81,7 @@ func makeTestPKI() {
 		fail(err)
 		return
 	}
+	testCA.certPEMCA = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER})
 	testCA.pool = x509.NewCertPool()
 	testCA.pool.AddCert(ca)
 	testCA.cert = tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/livepoll/livepoll/internal/tlsrec"
 	"github.com/livepoll/livepoll/pool"
@@ -32,9 +33,14 @@ import (
 // record whose start came in an earlier read completes with this one.
 const maxRecordPlain = 16 << 10
 
+// tlsCompactAfter: a session that was silent this long before a read is compacted after
+// it (a variable for tests).
+var tlsCompactAfter = 10 * time.Second
+
 // receivedTLS handles bytes from a TLS session's socket; as received, it reports whether
-// parsing stopped before the end (the unparsed plaintext is in pending).
-func (s *Session) receivedTLS(p []byte) (stopped bool) {
+// parsing stopped before the end (the unparsed plaintext is in pending). silent is how
+// long the socket had given nothing before these bytes.
+func (s *Session) receivedTLS(p []byte, silent time.Duration) (stopped bool) {
 	open := s.state.Load() == stateOpen
 	if open {
 		s.limits().takeBytes(&s.srv.opts, len(p)) // ByteRate counts what the socket gave
@@ -50,6 +56,9 @@ func (s *Session) receivedTLS(p []byte) (stopped bool) {
 	}
 	switch {
 	case err == nil:
+		if silent >= tlsCompactAfter && !stopped {
+			s.compactTLS()
+		}
 	case err == io.EOF:
 		if !stopped {
 			s.inputEnded(io.EOF)
@@ -58,6 +67,19 @@ func (s *Session) receivedTLS(p []byte) (stopped bool) {
 		s.inputEnded(tlsCloseReason(err))
 	}
 	return stopped
+}
+
+// compactTLS drops the Conn's two AEADs (about 1.5 KiB with AES-GCM, docs/tls.md) until
+// the next Open or Seal makes the one it needs again. It runs after a read that ended a
+// long silence — above all the pong that answers a keepalive ping, which comes only to
+// a session silent for PingInterval — so an idle session is compacted within one
+// PingInterval and stays so, while a busy one never pays for remaking its keys: it pays
+// once per wake-up after tlsCompactAfter, a key expansion per direction. The read side
+// is this Run's; the write side is taken with wmu (queued frames are sealed already).
+func (s *Session) compactTLS() {
+	s.wmu.Lock()
+	s.tls.Compact()
+	s.wmu.Unlock()
 }
 
 // tlsReadEnded reports whether the Conn's read side has ended (Open with no input returns

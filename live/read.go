@@ -268,7 +268,8 @@ func (s *Session) read(p []byte) (int, error) {
 		return 0, errBadFD
 	}
 	if s.tls != nil && s.tlsReadEnded() {
-		return 0, nil // the client's close_notify came behind input parsed since: EOF now
+		s.sendTLSPending() // the client's close_notify came behind input parsed since
+		return 0, nil      // EOF now
 	}
 	for {
 		n, err := sysRead(int(s.fd), p)

@@ -65,7 +65,9 @@ func TestServeTLSIdleMemory(t *testing.T) {
 		}
 		counts = append(counts, n)
 	}
-	defer func(d time.Duration) { tlsCompactAfter = d }(tlsCompactAfter)
+	// Restored after the servers' cleanups (registered later, run earlier) stopped them.
+	old := tlsCompactAfter
+	t.Cleanup(func() { tlsCompactAfter = old })
 	tlsCompactAfter = 500 * time.Millisecond // with pings every second
 	for _, mode := range []struct {
 		scheme, when string

@@ -51,7 +51,10 @@ func (s *Session) receivedTLS(p []byte, silent time.Duration) (stopped bool) {
 		stopped = s.feed(plain) // a paused turn copies the rest to pending
 	}
 	pool.Put(bp)
-	if s.tls.Pending() {
+	// What Open made us owe goes out now — but our close_notify answering the client's
+	// waits while plaintext before it is still to be parsed: the answers to it come first
+	// (TLS 1.3 lets the client read after its close_notify; read sends it then).
+	if s.tls.Pending() && !(err == io.EOF && stopped) {
 		s.sendTLSPending()
 	}
 	switch {

@@ -289,7 +289,8 @@ func TestServeTLSGarbage(t *testing.T) {
 // crypto/tls handshakes) whatever their number, every one is dropped after
 // tlsHandshakeTimeout, and a good client is served once places free up.
 func TestServeTLSHalfOpenBounded(t *testing.T) {
-	defer func(a, h int, d time.Duration) { tlsAccepting, tlsHandshakes, tlsHandshakeTimeout = a, h, d }(tlsAccepting, tlsHandshakes, tlsHandshakeTimeout)
+	a, h, d := tlsAccepting, tlsHandshakes, tlsHandshakeTimeout
+	t.Cleanup(func() { tlsAccepting, tlsHandshakes, tlsHandshakeTimeout = a, h, d })
 	tlsAccepting, tlsHandshakes, tlsHandshakeTimeout = 128, 16, time.Second
 	const clients = 256
 	hello := clientHello(t)
@@ -365,4 +366,61 @@ func wssDialWithin(t testing.TB, url string, client *tls.Config, d time.Duration
 	}
 	t.Cleanup(func() { c.Close() })
 	return c
+}
+
+// 300 messages in one flight, with the client's close_notify right behind them: the
+// turn bounds split them over several turns (the rest waits as plaintext in pending),
+// every one is answered in order, and then the close_notify ends the session as EOF.
+func TestServeTLSTurnsThenCloseNotify(t *testing.T) {
+	for _, v := range tlsVersions {
+		t.Run(v.name, func(t *testing.T) {
+			t.Parallel()
+			closes := newCloseLog(t)
+			srv := echoServer(Options{OnClose: closes.OnClose})
+			url, client := serveTLS(t, srv)
+			rc := tlsRawDial(t, url, client, v.version, nil)
+			const n = 300
+			var flight []byte
+			for i := range n {
+				flight = append(flight, clientFrame(opText, fmt.Appendf(nil, `{"topic":"t","data":%d}`, i))...)
+			}
+			rc.write(t, flight)
+			if err := rc.Conn.(*tls.Conn).CloseWrite(); err != nil {
+				t.Fatal(err)
+			}
+			for i := range n {
+				rc.SetReadDeadline(time.Now().Add(waitTimeout))
+				if p := rc.mustFrame(t, opText); string(p) != fmt.Sprintf(`{"topic":"t","data":%d}`, i) {
+					t.Fatalf("answer %d: %s", i, p)
+				}
+			}
+			if got := rc.outcome(); got != "EOF" {
+				t.Fatalf("after the answers: %s, want EOF", got)
+			}
+			if ev := closes.next(t); ev.err != io.EOF {
+				t.Fatalf("OnClose: %v, want io.EOF", ev.err)
+			}
+		})
+	}
+}
+
+// Keys compacted after every read (tlsCompactAfter 0) are made again for each use, in
+// both directions, under TLS 1.2 and 1.3.
+func TestServeTLSCompactedKeys(t *testing.T) {
+	// Restored after the servers' cleanups (registered later, run earlier) stopped them.
+	old := tlsCompactAfter
+	t.Cleanup(func() { tlsCompactAfter = old })
+	tlsCompactAfter = 0
+	for _, v := range tlsVersions {
+		srv := echoServer(Options{})
+		url, client := serveTLS(t, srv)
+		c := wssDial(t, url, client, v.version)
+		for i := range 5 {
+			msg := fmt.Sprintf(`{"topic":"t","data":%d}`, i)
+			send(t, c, msg)
+			if _, m := readMsg(t, c); m != msg {
+				t.Fatalf("%s: echo %s, want %s", v.name, m, msg)
+			}
+		}
+	}
 }

@@ -1,6 +1,7 @@
 package conformance
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
 	"net"
@@ -58,7 +59,10 @@ const (
 )
 
 // runCase runs one case against addr and returns its verdict and what happened.
-func runCase(addr string, tc tcase) (verdict, string) {
+func runCase(addr string, tc tcase) (verdict, string) { return runCaseOver(dial, addr, tc) }
+
+// runCaseOver is runCase with the connection opened by dial (dialTLS: over wss).
+func runCaseOver(dial func(string) (net.Conn, *bufio.Reader, error), addr string, tc tcase) (verdict, string) {
 	c, br, err := dial(addr)
 	if err != nil {
 		return failed, "dial: " + err.Error()
@@ -67,7 +71,6 @@ func runCase(addr string, tc tcase) (verdict, string) {
 	done := make(chan struct{})
 	go func() { readEvents(br, evc); close(done) }()
 	defer func() { c.Close(); <-done }()
-	c.(*net.TCPConn).SetNoDelay(true)
 
 	var got []event
 	ended := false // eof seen

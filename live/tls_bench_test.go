@@ -22,16 +22,23 @@ func BenchmarkPublishTLS(b *testing.B) {
 			}})
 			url, client := serveTLS(b, srv)
 			var drains sync.WaitGroup
+			var raws []*recordingConn
+			b.Cleanup(func() { // before the server's cleanup (cleanups run last-registered first)
+				for _, raw := range raws {
+					raw.Conn.Close()
+				}
+				drains.Wait()
+			})
 			for range n {
 				var raw *recordingConn
 				rc := tlsRawDial(b, url, client, 0, &raw)
 				rc.write(b, clientFrame(opText, []byte(`{"topic":"sub"}`)))
 				rc.SetReadDeadline(time.Now().Add(waitTimeout))
 				rc.mustFrame(b, opText)
+				raws = append(raws, raw)
 				drains.Add(1)
 				go func() { defer drains.Done(); io.Copy(io.Discard, raw.Conn) }()
 			}
-			b.Cleanup(drains.Wait) // after the server's cleanup closed the sockets
 			data := []byte(`{"seq":12345,"text":"a message of about a hundred bytes on the wire, padded"}`)
 			b.ReportAllocs()
 			b.ResetTimer()

@@ -291,20 +291,28 @@ func TestServeTLSGarbage(t *testing.T) {
 func TestServeTLSHalfOpenBounded(t *testing.T) {
 	a, h, d := tlsAccepting, tlsHandshakes, tlsHandshakeTimeout
 	t.Cleanup(func() { tlsAccepting, tlsHandshakes, tlsHandshakeTimeout = a, h, d })
-	tlsAccepting, tlsHandshakes, tlsHandshakeTimeout = 128, 16, time.Second
+	tlsAccepting, tlsHandshakes, tlsHandshakeTimeout = 128, 16, 2*time.Second
 	const clients = 256
 	hello := clientHello(t)
 
 	base := stableGoroutines()
 	srv := echoServer(Options{})
 	url, client := serveTLS(t, srv)
-	var conns []io.Closer
+	var conns []net.Conn
 	defer func() {
 		for _, c := range conns {
 			c.Close()
 		}
 	}()
+	// Goroutines are sampled in the first half of the handshake timeout only: when it
+	// fires, each timer runs its function on a goroutine of its own for a moment.
+	start := time.Now()
 	peak := 0
+	sample := func() {
+		if time.Since(start) < tlsHandshakeTimeout/2 {
+			peak = max(peak, runtime.NumGoroutine())
+		}
+	}
 	for i := range clients {
 		nc, err := dialTCP(hostOf(url))
 		if err != nil {
@@ -318,10 +326,13 @@ func TestServeTLSHalfOpenBounded(t *testing.T) {
 		case 2:
 			nc.Write(hello) // a whole one, then silence: a running handshake
 		}
-		peak = max(peak, runtime.NumGoroutine())
+		sample()
 	}
 	time.Sleep(200 * time.Millisecond)
-	peak = max(peak, runtime.NumGoroutine())
+	sample()
+	if peak == 0 {
+		t.Fatal("no sample in time: dialing took longer than half the handshake timeout")
+	}
 	// Per accepted connection: its goroutine; per running handshake: the Runner's. Plus
 	// the server's own few (sweeper, poller, workers, ServeTLS, the test's).
 	if bound := base + tlsAccepting + tlsHandshakes + 40; peak > bound {
@@ -335,6 +346,17 @@ func TestServeTLSHalfOpenBounded(t *testing.T) {
 	send(t, c, `{"topic":"t","data":1}`)
 	if _, m := readMsg(t, c); m != `{"topic":"t","data":1}` {
 		t.Fatalf("echo %s", m)
+	}
+	// By then the server has closed every half-open connection.
+	deadline := time.Now().Add(waitTimeout)
+	for i, nc := range conns {
+		nc.SetReadDeadline(deadline)
+		if _, err := io.Copy(io.Discard, nc); err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				t.Fatalf("half-open client %d still open", i)
+			}
+		}
 	}
 }
 

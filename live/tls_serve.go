@@ -60,14 +60,22 @@ var (
 // in the listener's backlog — at most 256 crypto/tls handshakes run at once, and a
 // handshake that takes longer than 10 s is dropped. ServeTLS returns ErrServerClosed
 // after Shutdown or Close, or the listener's error, like Serve. Safe for concurrent use
-// (one call per listener).
+// (one call per listener). MaxUpgradeRate and MaxSessions are applied to the upgrade
+// request, so after the handshake, whose cost is then paid.
+//
+// The client's close_notify ends its session as EOF (io.EOF to OnClose). Records that
+// break TLS (a record that fails authentication, say) are answered with the TLS alert
+// and close the session without a WebSocket close frame, which nothing may follow; OnClose
+// then gets an error wrapping ErrProtocol. A fatal alert from the client closes it with
+// another error (Stats.Closed.Error). A server-side close sends the close frame, then
+// close_notify.
 //
 // Handler mounted on an https server keeps working, but its sessions hold a *tls.Conn
 // on the portable path (two goroutines each); ServeTLS is the way to serve wss:// from
 // the event loop.
 func (srv *Server) ServeTLS(ln net.Listener, cfg *tls.Config) error {
-	if cfg == nil {
-		return errors.New("live: ServeTLS needs a tls.Config")
+	if cfg == nil || len(cfg.Certificates) == 0 && cfg.GetCertificate == nil && cfg.GetConfigForClient == nil {
+		return errors.New("live: ServeTLS needs a tls.Config with a certificate")
 	}
 	cfg = cfg.Clone()
 	cfg.NextProtos = []string{"http/1.1"}

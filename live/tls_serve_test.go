@@ -446,3 +446,19 @@ func TestServeTLSCompactedKeys(t *testing.T) {
 		}
 	}
 }
+
+// A Config without a certificate is refused at once rather than failing every handshake.
+func TestServeTLSNeedsACertificate(t *testing.T) {
+	srv := New(Options{})
+	defer srv.Close()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	for _, cfg := range []*tls.Config{nil, {}} {
+		if err := srv.ServeTLS(ln, cfg); err == nil || !strings.Contains(err.Error(), "certificate") {
+			t.Fatalf("ServeTLS(%v): %v", cfg, err)
+		}
+	}
+}

@@ -462,3 +462,46 @@ func TestServeTLSNeedsACertificate(t *testing.T) {
 		}
 	}
 }
+
+// Shutdown over wss: every client gets the close frame (1001) and answers it, the
+// closing handshakes complete (close_notify both ways) and Shutdown returns well before
+// the closing timeout would have ended them.
+func TestServeTLSShutdown(t *testing.T) {
+	closes := newCloseLog(t)
+	srv := echoServer(Options{OnClose: closes.OnClose})
+	url, client := serveTLS(t, srv)
+	const n = 20
+	codes := make(chan int, n)
+	for range n {
+		c := wssDial(t, url, client, 0)
+		go func() {
+			c.SetReadDeadline(time.Now().Add(waitTimeout))
+			_, _, err := c.ReadMessage() // gorilla answers the close frame itself
+			c.Close()                    // and then the client closes: close_notify, FIN
+			var ce *websocket.CloseError
+			if errors.As(err, &ce) {
+				codes <- ce.Code
+			} else {
+				codes <- -1
+			}
+		}()
+	}
+	within(t, "sessions", func() bool { return srv.Stats().Sessions == n })
+	ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
+	defer cancel()
+	start := time.Now()
+	if err := srv.Shutdown(ctx); err != nil {
+		t.Fatalf("Shutdown: %v after %v", err, time.Since(start))
+	}
+	for range n {
+		if code := recv(t, codes, "client's close"); code != 1001 {
+			t.Fatalf("client got close code %d, want 1001", code)
+		}
+		if ev := closes.next(t); !errors.Is(ev.err, ErrServerClosed) {
+			t.Fatalf("OnClose: %v", ev.err)
+		}
+	}
+	if got := srv.Stats().Closed.Shutdown; got != n {
+		t.Fatalf("Stats.Closed.Shutdown = %d, want %d", got, n)
+	}
+}

@@ -505,3 +505,63 @@ func TestServeTLSShutdown(t *testing.T) {
 		t.Fatalf("Stats.Closed.Shutdown = %d, want %d", got, n)
 	}
 }
+
+// choppyConn writes in pieces of 1 to 7 bytes, so that the server's reads end inside
+// records (and inside record headers) all the time.
+type choppyConn struct {
+	net.Conn
+	i int
+}
+
+func (c *choppyConn) Write(p []byte) (int, error) {
+	n := 0
+	for n < len(p) {
+		c.i++
+		k := min(1+c.i%7, len(p)-n)
+		w, err := c.Conn.Write(p[n : n+k])
+		n += w
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
+}
+
+// The handshake, the upgrade request and messages up to two records long, all arriving
+// a few bytes at a time: unfinished records wait in the session's record layer and
+// complete over later reads.
+func TestServeTLSRecordsSplit(t *testing.T) {
+	for _, v := range tlsVersions {
+		t.Run(v.name, func(t *testing.T) {
+			t.Parallel()
+			srv := echoServer(Options{})
+			url, client := serveTLS(t, srv)
+			cfg := client.Clone()
+			cfg.MinVersion, cfg.MaxVersion = v.version, v.version
+			d := websocket.Dialer{
+				TLSClientConfig:  cfg,
+				HandshakeTimeout: waitTimeout,
+				NetDial: func(network, addr string) (net.Conn, error) {
+					nc, err := net.Dial(network, addr)
+					if err != nil {
+						return nil, err
+					}
+					nc.(*net.TCPConn).SetNoDelay(true)
+					return &choppyConn{Conn: nc}, nil
+				},
+			}
+			c, _, err := d.Dial(url, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			for _, size := range []int{1, 300, 20 << 10} {
+				msg := `{"topic":"t","data":"` + strings.Repeat("s", size) + `"}`
+				send(t, c, msg)
+				if _, m := readMsg(t, c); m != msg {
+					t.Fatalf("%d bytes: echo of %d bytes", size, len(m))
+				}
+			}
+		})
+	}
+}

@@ -19,6 +19,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/livepoll/livepoll/internal/tlsrec"
+	"github.com/livepoll/livepoll/pool"
 )
 
 var tlsVersions = []struct {
@@ -563,5 +564,39 @@ func TestServeTLSRecordsSplit(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// Where the platform has no poller, ServeTLS's sessions take the portable path: its
+// reader and writer goroutines move bytes through the connection that opens and seals
+// records. Simulated here by an engine started without a poller.
+func TestServeTLSPortablePath(t *testing.T) {
+	closes := newCloseLog(t)
+	srv := echoServer(Options{OnClose: closes.OnClose})
+	srv.eng = &engine{
+		pool: pool.New(srv.opts.MaxWorkers, 10*time.Second),
+		stop: make(chan struct{}),
+		done: make(chan struct{}),
+	}
+	go srv.sweep()
+	url, client := serveTLS(t, srv)
+	c := wssDial(t, url, client, 0)
+	for _, size := range []int{5, 1 << 20} {
+		msg := `{"topic":"t","data":"` + strings.Repeat("p", size) + `"}`
+		send(t, c, msg)
+		if _, m := readMsg(t, c); m != msg {
+			t.Fatalf("%d bytes: echo of %d bytes", size, len(m))
+		}
+	}
+	if onLoop, all := tlsSessions(srv); onLoop != 0 || all != 1 {
+		t.Fatalf("%d of %d sessions on the event loop, want the portable path", onLoop, all)
+	}
+	// A client's close is answered with a close frame (sealed by the connection).
+	c.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(1000, ""), time.Now().Add(time.Second))
+	if code := closeCode(t, c); code != 1000 {
+		t.Fatalf("close code %d", code)
+	}
+	if ev := closes.next(t); ev.err != nil {
+		t.Fatalf("OnClose: %v", ev.err)
 	}
 }

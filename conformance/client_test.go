@@ -89,16 +89,10 @@ type event struct {
 
 // dial opens a TCP connection and performs the opening handshake by hand.
 func dial(addr string) (net.Conn, *bufio.Reader, error) {
-	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	c, err := dialConn(addr)
 	if err != nil {
 		return nil, nil, err
 	}
-	c.(*net.TCPConn).SetNoDelay(true)
-	return handshake(c, addr)
-}
-
-// handshake performs the opening handshake by hand on c.
-func handshake(c net.Conn, addr string) (net.Conn, *bufio.Reader, error) {
 	c.SetDeadline(time.Now().Add(5 * time.Second))
 	req := "GET / HTTP/1.1\r\nHost: " + addr + "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
 		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"

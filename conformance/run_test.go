@@ -1,7 +1,6 @@
 package conformance
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"net"
@@ -59,10 +58,7 @@ const (
 )
 
 // runCase runs one case against addr and returns its verdict and what happened.
-func runCase(addr string, tc tcase) (verdict, string) { return runCaseOver(dial, addr, tc) }
-
-// runCaseOver is runCase with the connection opened by dial (dialTLS: over wss).
-func runCaseOver(dial func(string) (net.Conn, *bufio.Reader, error), addr string, tc tcase) (verdict, string) {
+func runCase(addr string, tc tcase) (verdict, string) {
 	c, br, err := dial(addr)
 	if err != nil {
 		return failed, "dial: " + err.Error()
@@ -71,6 +67,9 @@ func runCaseOver(dial func(string) (net.Conn, *bufio.Reader, error), addr string
 	done := make(chan struct{})
 	go func() { readEvents(br, evc); close(done) }()
 	defer func() { c.Close(); <-done }()
+	if tc, ok := c.(*net.TCPConn); ok {
+		tc.SetNoDelay(true) // dialConn sets it on a wss connection's socket
+	}
 
 	var got []event
 	ended := false // eof seen

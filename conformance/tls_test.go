@@ -1,7 +1,6 @@
 package conformance
 
 import (
-	"bufio"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -59,27 +58,33 @@ func startEchoTLS(t *testing.T) (string, *tls.Config) {
 	return ln.Addr().String(), &tls.Config{RootCAs: roots, ServerName: "127.0.0.1", NextProtos: []string{"http/1.1"}}
 }
 
+// dialConn opens the connection dial runs the opening handshake on: TCP, or TLS over
+// TCP while TestConformanceTLS runs.
+var dialConn = func(addr string) (net.Conn, error) { return net.DialTimeout("tcp", addr, 5*time.Second) }
+
 // TestConformanceTLS runs every case over wss and wants the same verdicts as over ws.
 func TestConformanceTLS(t *testing.T) {
 	addr, client := startEchoTLS(t)
-	dialTLS := func(addr string) (net.Conn, *bufio.Reader, error) {
-		c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	plain := dialConn
+	t.Cleanup(func() { dialConn = plain })
+	dialConn = func(addr string) (net.Conn, error) {
+		c, err := plain(addr)
 		if err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 		c.(*net.TCPConn).SetNoDelay(true)
 		tc := tls.Client(c, client)
 		tc.SetDeadline(time.Now().Add(5 * time.Second))
 		if err := tc.Handshake(); err != nil {
 			c.Close()
-			return nil, nil, err
+			return nil, err
 		}
-		return handshake(tc, addr)
+		return tc, nil
 	}
 	start := time.Now()
 	for _, tc := range allCases() {
 		t.Run(tc.name, func(t *testing.T) {
-			v, detail := runCaseOver(dialTLS, addr, tc)
+			v, detail := runCase(addr, tc)
 			t.Logf("%s: %s", v, detail)
 			if v != tc.verdict {
 				t.Errorf("verdict %s over wss, want %s: %s", v, tc.verdict, detail)

@@ -11,6 +11,9 @@ import (
 	"github.com/livepoll/livepoll/internal/browsertest"
 )
 
+// The node and Chromium checks also run over wss, against the same server through
+// Server.ServeTLS with a certificate the test makes.
+
 // TestNodeWSS runs checks.mjs with the ws package over wss (ServeTLS), trusting the
 // test's certificate through NODE_EXTRA_CA_CERTS (so not parallel: it sets the env).
 func TestNodeWSS(t *testing.T) {

@@ -6,14 +6,13 @@
 //	go run ./cmd/echo -addr 127.0.0.1:9001
 //
 // With -cert and -key (PEM files) it serves wss:// instead, terminating TLS on the event
-// loop itself (live's Server.ServeTLS):
+// loop itself (live's Server.ServeTLS; tls.go):
 //
 //	go run ./cmd/echo -addr 127.0.0.1:9443 -cert cert.pem -key key.pem
 package main
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"flag"
 	"log"
@@ -25,78 +24,49 @@ import (
 	"time"
 
 	"github.com/livepoll/livepoll/internal/rawecho"
-	"github.com/livepoll/livepoll/live" // also installs rawecho.New
+	_ "github.com/livepoll/livepoll/live" // installs rawecho.New
 )
 
 func main() {
-	addr := flag.String("addr", "127.0.0.1:9001", "listen address")
-	limit := flag.Int("limit", 16<<20, "largest message accepted, in bytes")
 	certFile := flag.String("cert", "", "PEM certificate (chain) file: serve wss:// with -key")
 	keyFile := flag.String("key", "", "PEM private key file for -cert")
+	addr := flag.String("addr", "127.0.0.1:9001", "listen address")
+	limit := flag.Int("limit", 16<<20, "largest message accepted, in bytes")
 	flag.Parse()
 
-	cfg, err := tlsConfig(*certFile, *keyFile)
-	if err != nil {
-		log.Fatal(err)
-	}
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
 		log.Fatal(err)
 	}
-	scheme := "ws"
-	if cfg != nil {
-		scheme = "wss"
+	if *certFile != "" || *keyFile != "" {
+		if err := serveTLS(ln, *limit, *certFile, *keyFile); err != nil {
+			log.Fatal(err)
+		}
+		return
 	}
-	log.Printf("echo: listening on %s://%s/", scheme, ln.Addr())
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, ln, *limit, cfg); err != nil {
+	log.Printf("echo: listening on ws://%s/", ln.Addr())
+	if err := run(ln, *limit); err != nil {
 		log.Fatal(err)
 	}
 }
 
-// run serves until ctx ends (SIGINT or SIGTERM), then closes every session. With cfg it
-// serves wss:// through the server's own TLS (ServeTLS), else ws:// through net/http.
-func run(ctx context.Context, ln net.Listener, limit int, cfg *tls.Config) error {
+// run serves until SIGINT or SIGTERM, then closes every session.
+func run(ln net.Listener, limit int) error {
 	srv := rawecho.New(limit)
+	hs := newHTTPServer(srv)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
 	errc := make(chan error, 1)
-	var hs *http.Server
-	if cfg != nil {
-		go func() { errc <- srv.(*live.Server).ServeTLS(ln, cfg) }()
-	} else {
-		hs = newHTTPServer(srv)
-		go func() { errc <- hs.Serve(ln) }()
-	}
+	go func() { errc <- hs.Serve(ln) }()
 	select {
 	case err := <-errc:
-		_ = srv.Close()
 		return err
 	case <-ctx.Done():
 	}
-	if hs != nil {
-		if err := hs.Close(); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			return err
-		}
+	if err := hs.Close(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
 	}
-	err := srv.Close()
-	if cfg != nil {
-		if serr := <-errc; !errors.Is(serr, live.ErrServerClosed) {
-			return serr
-		}
-	}
-	return err
-}
-
-// tlsConfig loads -cert and -key; with neither it returns nil (plain ws://).
-func tlsConfig(certFile, keyFile string) (*tls.Config, error) {
-	if certFile == "" && keyFile == "" {
-		return nil, nil
-	}
-	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
-	if err != nil {
-		return nil, err
-	}
-	return &tls.Config{Certificates: []tls.Certificate{cert}}, nil
+	return srv.Close()
 }
 
 func newHTTPServer(srv rawecho.Server) *http.Server {

@@ -73,7 +73,7 @@ func TestEchoOverTLS(t *testing.T) {
 	}
 	ctx, stop := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, ln, 16<<20, cfg) }()
+	go func() { done <- runTLS(ctx, ln, 16<<20, cfg) }()
 
 	d := websocket.Dialer{TLSClientConfig: &tls.Config{RootCAs: roots}, HandshakeTimeout: 5 * time.Second}
 	c, _, err := d.Dial("wss://"+ln.Addr().String()+"/", nil)
@@ -96,7 +96,7 @@ func TestEchoOverTLS(t *testing.T) {
 	select {
 	case err := <-done:
 		if err != nil {
-			t.Fatalf("run: %v", err)
+			t.Fatalf("runTLS: %v", err)
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("run did not return")

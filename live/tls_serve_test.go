@@ -600,3 +600,38 @@ func TestServeTLSPortablePath(t *testing.T) {
 		t.Fatalf("OnClose: %v", ev.err)
 	}
 }
+
+// OnAuth sees the handshake's state in r.TLS, client certificates included.
+func TestServeTLSClientCertificate(t *testing.T) {
+	cfg, roots := testPKI(t)
+	cfg = cfg.Clone()
+	cfg.ClientAuth = tls.RequireAndVerifyClientCert
+	cfg.ClientCAs = roots // the client presents the server's certificate (good for both)
+	users := make(chan string, 1)
+	srv := echoServer(Options{OnAuth: func(_ context.Context, r *http.Request) (any, error) {
+		if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
+			return nil, errors.New("no client certificate")
+		}
+		users <- r.TLS.PeerCertificates[0].Subject.CommonName
+		return nil, nil
+	}})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.ServeTLS(ln, cfg) }()
+	defer func() {
+		srv.Close()
+		<-served
+	}()
+	client := &tls.Config{RootCAs: roots, ServerName: "localhost", Certificates: cfg.Certificates}
+	c := wssDial(t, "wss://"+ln.Addr().String()+"/", client, tls.VersionTLS13)
+	if u := recv(t, users, "OnAuth"); u != "localhost" {
+		t.Fatalf("OnAuth saw client certificate %q", u)
+	}
+	send(t, c, `{"topic":"t","data":1}`)
+	if _, m := readMsg(t, c); m != `{"topic":"t","data":1}` {
+		t.Fatalf("echo %s", m)
+	}
+}

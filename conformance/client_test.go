@@ -90,7 +90,7 @@ type event struct {
 // dial opens a TCP connection and performs the opening handshake by hand, offering the
 // extensions in offer (if any); it returns the server's Sec-WebSocket-Extensions answer.
 func dial(addr, offer string) (net.Conn, *bufio.Reader, string, error) {
-	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	c, err := dialConn(addr)
 	if err != nil {
 		return nil, nil, "", err
 	}

@@ -78,7 +78,9 @@ func runCase(addr string, tc tcase) (verdict, string) {
 	done := make(chan struct{})
 	go func() { readEvents(br, evc, tc.window); close(done) }()
 	defer func() { c.Close(); <-done }()
-	c.(*net.TCPConn).SetNoDelay(true)
+	if tc, ok := c.(*net.TCPConn); ok {
+		tc.SetNoDelay(true) // dialConn sets it on a wss connection's socket
+	}
 
 	var got []event
 	ended := false // eof seen

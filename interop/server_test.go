@@ -2,9 +2,20 @@ package interop
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"math/big"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -31,11 +42,15 @@ const (
 type app struct {
 	base     string // http://127.0.0.1:port
 	wsURL    string // ws://127.0.0.1:port/ws
+	wssURL   string // wss://127.0.0.1:port2/ws: the same server through ServeTLS
+	caFile   string // PEM of the certificate wssURL presents (self-signed)
 	srv      *live.Server
 	compress bool // Options.Compression
 	mu       sync.Mutex
 	closes   map[string]error
-	closed   chan string
+	// upgrades counts the sessions OnAuth admitted, tlsUpgrades those that came over wss.
+	upgrades, tlsUpgrades int
+	closed                chan string
 }
 
 // runServer starts live.New + Handler on an httptest server on 127.0.0.1 with the test
@@ -51,10 +66,22 @@ func runServerWith(t *testing.T, compress bool) *app {
 	a := &app{closes: map[string]error{}, closed: make(chan string, 64), compress: compress}
 	var srv *live.Server
 	srv = live.New(live.Options{
-		Compression:  compress,
+		Compression: compress,
+		// Same-origin as by default, and the page served by the http server may open
+		// the wss URL on the other port.
+		CheckOrigin: func(r *http.Request) bool {
+			o := r.Header.Get("Origin")
+			return o == "" || o == a.base || o == "http://"+r.Host
+		},
 		PingInterval: pingInterval,
 		IdleTimeout:  idleTimeout,
 		OnAuth: func(ctx context.Context, r *http.Request) (any, error) {
+			a.mu.Lock()
+			a.upgrades++
+			if r.TLS != nil {
+				a.tlsUpgrades++
+			}
+			a.mu.Unlock()
 			return r.URL.Query().Get("name"), nil
 		},
 		OnMessage: func(ctx context.Context, s *live.Session, topic string, data []byte) {
@@ -107,16 +134,29 @@ func runServerWith(t *testing.T, compress bool) *app {
 		w.Header().Set("Content-Type", "text/javascript; charset=utf-8")
 		http.ServeFile(w, r, filepath.Join("js", "checks.mjs"))
 	})
-	hs := httptest.NewServer(mux) // listens on 127.0.0.1
+	hs := httptest.NewUnstartedServer(mux) // listens on 127.0.0.1
+	a.base = "http://" + hs.Listener.Addr().String()
+	hs.Start()
+	cfg, caFile := selfSigned(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.ServeTLS(ln, cfg) }()
 	t.Cleanup(func() {
 		hs.Close()
 		if err := srv.Close(); err != nil {
 			t.Errorf("live.Server.Close: %v", err)
 		}
+		if err := <-served; !errors.Is(err, live.ErrServerClosed) {
+			t.Errorf("ServeTLS: %v", err)
+		}
 	})
 	a.srv = srv
-	a.base = hs.URL
 	a.wsURL = "ws" + strings.TrimPrefix(hs.URL, "http") + "/ws"
+	a.wssURL = "wss://" + ln.Addr().String() + "/ws"
+	a.caFile = caFile
 	return a
 }
 
@@ -147,5 +187,42 @@ func (a *app) waitClosed(t *testing.T, names ...string) map[string]error {
 		case <-timer.C:
 			t.Fatalf("timed out waiting for OnClose of %v", names)
 		}
+	}
+}
+
+// selfSigned makes a certificate for 127.0.0.1 that is its own CA, and writes it to a PEM
+// file that clients can be told to trust (NODE_EXTRA_CA_CERTS).
+func selfSigned(t *testing.T) (*tls.Config, string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "livepoll interop"},
+		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
+		NotBefore:   time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true,
+		KeyUsage:    x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(file, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}}, file
+}
+
+// allOverTLS checks that every session came through ServeTLS.
+func (a *app) allOverTLS(t *testing.T) {
+	t.Helper()
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.upgrades == 0 || a.tlsUpgrades != a.upgrades {
+		t.Errorf("%d of %d sessions came over wss", a.tlsUpgrades, a.upgrades)
 	}
 }

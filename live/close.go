@@ -38,9 +38,12 @@ func (s *Session) closeWith(reason error, code ws.StatusCode, text string) bool 
 		return false
 	}
 	s.state.Store(stateClosing)
-	s.closeErr = reason
-	if s.done != nil {
-		close(s.done) // cancels the session's context
+	if reason != nil || s.ending != nil {
+		e := s.endingLocked()
+		e.err = reason
+		if e.done != nil {
+			close(e.done) // cancels the session's context
+		}
 	}
 	if code != 0 && s.fdOpen {
 		if reason == ErrQueueFull {
@@ -81,6 +84,9 @@ func newFrame(op ws.OpCode, payload []byte) *pool.Shared {
 // the client reads the close frame and then EOF, never a reset.
 func (s *Session) shutdownIfDrainedLocked() {
 	if s.shutWr && len(s.q) == 0 && s.fdOpen && s.blk == nil {
+		if s.tls != nil && !s.closeNotifyOutLocked() {
+			return // close_notify is queued behind; the flush that drains it comes back here
+		}
 		s.shutWr = false
 		_ = sysShutdownWrite(int(s.fd))
 	}
@@ -110,8 +116,6 @@ func (s *Session) closeStarted() {
 	}
 }
 
-// closeSocket closes the session's descriptor: through its net.Conn when it kept one (the
-// portable path, or a descriptor that could not be detached), directly otherwise.
 // sendCloseNow writes a close frame to a session that never became visible, without
 // waiting: on the portable path with a short deadline, on a polled socket only what the
 // socket takes at once.
@@ -120,6 +124,14 @@ func (s *Session) sendCloseNow(code ws.StatusCode, text string) {
 	defer cf.Release()
 	switch {
 	case s.fd >= 0:
+		if s.tls != nil {
+			if sf := s.sealLocked(cf); sf != nil {
+				sf.B = s.tls.SealClose(sf.B)
+				_, _ = writeAll(int(s.fd), sf.B)
+				sf.Release()
+			}
+			return
+		}
 		_, _ = writeAll(int(s.fd), cf.B)
 	case s.conn != nil:
 		_ = s.conn.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
@@ -127,6 +139,8 @@ func (s *Session) sendCloseNow(code ws.StatusCode, text string) {
 	}
 }
 
+// closeSocket closes the session's descriptor: through its net.Conn when it kept one (the
+// portable path, or a descriptor that could not be detached), directly otherwise.
 func (s *Session) closeSocket() {
 	if s.conn != nil {
 		_ = s.conn.Close()
@@ -160,6 +174,9 @@ func (s *Session) finish() {
 	}
 	s.rd.Release()
 	s.dropPending()
+	if s.tls != nil {
+		s.tls.Release() // the read side is this Run's; no write can start after fdOpen fell
+	}
 	s.srv.keep.remove(s)
 	s.srv.unthrottle(s)
 	s.srv.forget(s)

@@ -198,8 +198,14 @@ func (s *Session) feedPending() (stopped bool) {
 // to see the client's EOF. It reports whether parsing stopped before the end of p (what is
 // left is in pending).
 func (s *Session) received(p []byte) (stopped bool) {
-	s.lastRead.Store(time.Now().UnixNano())
+	now := time.Now().UnixNano()
 	s.srv.stats.bytesIn.Add(uint64(len(p)))
+	if s.tls != nil {
+		// Records: opened, then parsed the same way; how long the session was silent
+		// decides whether its keys are compacted afterwards.
+		return s.receivedTLS(p, time.Duration(now-s.lastRead.Swap(now)))
+	}
+	s.lastRead.Store(now)
 	if s.state.Load() != stateOpen {
 		return false
 	}
@@ -260,6 +266,10 @@ func (s *Session) inputEnded(err error) {
 func (s *Session) read(p []byte) (int, error) {
 	if !s.fdOpen {
 		return 0, errBadFD
+	}
+	if s.tls != nil && s.tlsReadEnded() {
+		s.sendTLSPending() // the client's close_notify came behind input parsed since
+		return 0, nil      // EOF now
 	}
 	for {
 		n, err := sysRead(int(s.fd), p)

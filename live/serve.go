@@ -130,7 +130,12 @@ func validHeaderNames(h http.Header) bool {
 var readerPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 4<<10) }}
 
 // serveConn reads one HTTP request and answers it through serveHTTP.
-func (srv *Server) serveConn(c net.Conn) {
+func (srv *Server) serveConn(c net.Conn) { srv.serveRequest(c, srv.serveHTTP) }
+
+// serveRequest reads one HTTP request from c and answers it through upgrade (serveHTTP,
+// or serveTLSUpgrade for a connection whose handshake ServeTLS ran: c then opens and
+// seals records).
+func (srv *Server) serveRequest(c net.Conn, upgrade http.HandlerFunc) {
 	br := readerPool.Get().(*bufio.Reader)
 	defer func() {
 		br.Reset(nil)
@@ -149,7 +154,7 @@ func (srv *Server) serveConn(c net.Conn) {
 		head.left = 1 << 62 // the request is read; what follows is the WebSocket stream
 		_ = c.SetReadDeadline(time.Time{})
 		req.RemoteAddr = c.RemoteAddr().String()
-		srv.serveHTTP(w, req)
+		upgrade(w, req)
 	case head.left <= 0:
 		w.WriteHeader(http.StatusRequestHeaderFieldsTooLarge)
 	default:

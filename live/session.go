@@ -10,6 +10,7 @@ import (
 	"github.com/gobwas/ws"
 
 	"github.com/livepoll/livepoll/frame"
+	"github.com/livepoll/livepoll/internal/tlsrec"
 	"github.com/livepoll/livepoll/poller"
 	"github.com/livepoll/livepoll/pool"
 )
@@ -84,9 +85,11 @@ type Session struct {
 	qoff      int32          // q[0] is written from this offset
 	wheelPos  int32          // (the wheel's)
 	qbytes    int32          // what the queued frames hold (frameCost each), counted against QueueBytes
-	q         []*pool.Shared // frames not fully written
-	closeErr  error          // set once, when the close starts
-	done      chan struct{}  // the context's Done, made on demand, closed when the close starts
+	q         []*pool.Shared // frames not fully written (sealed records on a TLS session)
+	ending    *closeInfo     // why the session closed and the context's Done; made on demand
+	// tls is the record layer of a session served by ServeTLS (nil for plain ws://): its
+	// read side belongs to Run, its write side to wmu's holder.
+	tls *tlsrec.Conn
 
 	// smu guards subscriptions. closeWith never takes it, so a close can start on any send
 	// path (a Publish that finds the queue full, a failed write) whatever the sender holds;
@@ -139,7 +142,25 @@ func (s *Session) CloseError() error {
 	}
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
-	return s.closeErr
+	if s.ending == nil {
+		return nil
+	}
+	return s.ending.err
+}
+
+// closeInfo is what a session needs only once it is closing, or once OnMessage asked for
+// its context's Done: kept behind one pointer so that an open session does not carry it.
+type closeInfo struct {
+	err  error         // set once, when the close starts
+	done chan struct{} // the context's Done, made on demand, closed when the close starts
+}
+
+// endingLocked returns the session's closeInfo, making it if needed (wmu held).
+func (s *Session) endingLocked() *closeInfo {
+	if s.ending == nil {
+		s.ending = new(closeInfo)
+	}
+	return s.ending
 }
 
 // IsClosed reports whether the session is closing or closed.
@@ -200,13 +221,14 @@ func (c *sessionContext) Done() <-chan struct{} {
 	s := (*Session)(c)
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
-	if s.done == nil {
-		s.done = make(chan struct{})
+	e := s.endingLocked()
+	if e.done == nil {
+		e.done = make(chan struct{})
 		if s.state.Load() != stateOpen {
-			close(s.done)
+			close(e.done)
 		}
 	}
-	return s.done
+	return e.done
 }
 
 func (c *sessionContext) Err() error {

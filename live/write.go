@@ -125,8 +125,13 @@ const (
 // frameCost is what a queued frame counts against QueueBytes: the pooled buffer it holds.
 func frameCost(f *pool.Shared) int32 { return int32(min(f.Size(), maxFrameCost)) }
 
-// pushLocked appends f (one more reference) to the queue.
+// pushLocked appends f (one more reference) to the queue. A TLS session queues its own
+// sealed copy instead (tls_write.go), so its queue holds only bytes for the socket.
 func (s *Session) pushLocked(f *pool.Shared) {
+	if s.tls != nil {
+		s.pushSealedLocked(f)
+		return
+	}
 	f.Retain()
 	s.q = append(s.q, f)
 	s.qbytes += frameCost(f)
@@ -143,6 +148,9 @@ func (s *Session) enqueueLocked(f *pool.Shared) error {
 	if len(s.q) > 0 {
 		s.pushLocked(f)
 		return nil
+	}
+	if s.tls != nil {
+		return s.writeSealedLocked(f)
 	}
 	n, err := writeAll(int(s.fd), f.B)
 	if n == len(f.B) {
@@ -282,6 +290,11 @@ func (s *Session) resumeIfDrainedLocked() {
 // dropQueuedLocked discards queued frames that have not started to go out; a frame half
 // written stays so the stream of frames remains well formed.
 func (s *Session) dropQueuedLocked() {
+	if s.tls != nil {
+		// Queued records are sealed under consecutive sequence numbers: dropping any
+		// would make every later record, the close frame's too, fail to authenticate.
+		return
+	}
 	keep := 0
 	if len(s.q) > 0 && s.qoff > 0 {
 		keep = 1

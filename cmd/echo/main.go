@@ -6,6 +6,11 @@
 // 13) unless -compress=false.
 //
 //	go run ./cmd/echo -addr 127.0.0.1:9001
+//
+// With -cert and -key (PEM files) it serves wss:// instead, terminating TLS on the event
+// loop itself (live's Server.ServeTLS; tls.go):
+//
+//	go run ./cmd/echo -addr 127.0.0.1:9443 -cert cert.pem -key key.pem
 package main
 
 import (
@@ -25,6 +30,8 @@ import (
 )
 
 func main() {
+	certFile := flag.String("cert", "", "PEM certificate (chain) file: serve wss:// with -key")
+	keyFile := flag.String("key", "", "PEM private key file for -cert")
 	addr := flag.String("addr", "127.0.0.1:9001", "listen address")
 	limit := flag.Int("limit", 16<<20, "largest message accepted, in bytes")
 	compress := flag.Bool("compress", true, "negotiate permessage-deflate with clients that offer it")
@@ -33,6 +40,12 @@ func main() {
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
 		log.Fatal(err)
+	}
+	if *certFile != "" || *keyFile != "" {
+		if err := serveTLS(ln, *limit, *certFile, *keyFile); err != nil {
+			log.Fatal(err)
+		}
+		return
 	}
 	log.Printf("echo: listening on ws://%s/", ln.Addr())
 	if err := run(ln, *limit, *compress); err != nil {

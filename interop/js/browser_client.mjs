@@ -24,6 +24,9 @@ try {
       '--disable-component-update',
       '--disable-sync',
       '--no-first-run',
+      // The wss test's server has a certificate made by the test: this browser exists
+      // only for the tests.
+      '--ignore-certificate-errors',
     ],
   });
   const page = context.pages()[0] || (await context.newPage());

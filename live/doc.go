@@ -30,7 +30,10 @@
 // its descriptor (*net.TCPConn, *net.UnixConn). Other connections — a *tls.Conn when
 // Handler is mounted on an https server — and every connection on other platforms take a
 // portable path: a reader and a writer goroutine per connection feeding the same session
-// engine, at about mizu's cost. For large fleets, terminate TLS in front.
+// engine, at about mizu's cost. Server.ServeTLS serves wss:// from the event loop itself:
+// crypto/tls does the handshake, then livepoll's own record layer (keys taken over from
+// crypto/tls) seals and opens records, and an idle wss session holds no goroutine and no
+// buffer (docs/tls.md).
 //
 // # Operations
 //

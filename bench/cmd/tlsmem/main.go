@@ -1,13 +1,16 @@
 // Command tlsmem measures what one idle connection costs the server on the portable
 // path (Handler on an https server: a *tls.Conn has no pollable descriptor, so the
-// session gets a reader and a writer goroutine) against the event loop (the same
+// session gets a reader and a writer goroutine), on the event loop over wss
+// (Server.ServeTLS: livepoll's own record layer) and on the event loop over ws (the same
 // Handler on a plain http server), in one run.
 //
 // The program re-executes itself three ways:
 //
 //   - server (-mode server): one live.Server whose Handler is mounted on an https
 //     listener (crypto/tls, a self-signed ECDSA P-256 certificate made at start) and on
-//     a plain http listener. The plain listener also serves /stats: two GCs and
+//     a plain http listener, and which serves a third listener with ServeTLS (same
+//     certificate). Without keepalive no read ends a silence, so ServeTLS sessions are
+//     measured before their keys are compacted (docs/tls.md). The plain listener also serves /stats: two GCs and
 //     FreeOSMemory, then VmRSS, HeapInuse, StackInuse, goroutines and fds as JSON.
 //     Keepalive is off (PingInterval and IdleTimeout negative): the clients never read,
 //     so they would not answer pings, and an idle connection should stay idle.
@@ -17,7 +20,7 @@
 //     Each connection sends one subscribe to "room-<i%100>" and is then left alone: the
 //     client keeps the net.Conn and runs no goroutine for it. Answers "ok N". At EOF on
 //     stdin it closes everything and exits.
-//   - driver (default): for each kind ("tls", "ws") it starts a fresh server and a
+//   - driver (default): for each kind ("tls", "loop", "ws") it starts a fresh server and a
 //     client, steps through the sizes, waits until the server counts that many sessions
 //     of that kind, lets it idle for -quiesce (worker pools grown by the burst shrink
 //     after 10 s), reads /stats three times keeping the minima, and fits least-squares
@@ -71,7 +74,7 @@ import (
 )
 
 var (
-	kinds   = flag.String("kinds", "tls,ws", "comma-separated kinds to measure: tls (wss to the https listener), ws (the plain listener)")
+	kinds   = flag.String("kinds", "tls,loop,ws", "comma-separated kinds to measure: tls (wss to Handler on an https listener: the portable path), loop (wss to Server.ServeTLS: the event loop), ws (the plain listener)")
 	sizes   = flag.String("sizes", "1000,2000,4000,6000", "connection counts for tls (increasing)")
 	wsSizes = flag.String("ws-sizes", "", "connection counts for ws (default: -sizes)")
 	jsonOut = flag.String("json", "", "also write the results as JSON to this file")
@@ -208,10 +211,15 @@ func runServer() error {
 			NextProtos:   []string{"http/1.1"}, // WebSocket over HTTP/1.1 only
 		},
 	}
-	errc := make(chan error, 2)
+	loopLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	errc := make(chan error, 3)
 	go func() { errc <- hsPlain.Serve(wsLn) }()
 	go func() { errc <- hsTLS.ServeTLS(tlsLn, "", "") }()
-	fmt.Printf("listening ws=%s tls=%s\n", wsLn.Addr(), tlsLn.Addr())
+	go func() { errc <- srv.ServeTLS(loopLn, &tls.Config{Certificates: []tls.Certificate{cert}}) }()
+	fmt.Printf("listening ws=%s tls=%s loop=%s\n", wsLn.Addr(), tlsLn.Addr(), loopLn.Addr())
 	return <-errc
 }
 
@@ -384,7 +392,7 @@ func run() error {
 		kind = strings.TrimSpace(kind)
 		ns := tlsNs
 		switch kind {
-		case "tls":
+		case "tls", "loop":
 		case "ws":
 			ns = wsNs
 		default:
@@ -416,7 +424,7 @@ func measure(self, tmp, kind string, ns []int, r *Result) error {
 		return err
 	}
 	defer server.Stop(5 * time.Second)
-	var wsAddr, tlsAddr string
+	var wsAddr, tlsAddr, loopAddr string
 	select {
 	case line := <-server.Replies:
 		for f := range strings.FieldsSeq(strings.TrimPrefix(line, "listening")) {
@@ -424,11 +432,13 @@ func measure(self, tmp, kind string, ns []int, r *Result) error {
 				wsAddr = v
 			} else if v, ok := strings.CutPrefix(f, "tls="); ok {
 				tlsAddr = v
+			} else if v, ok := strings.CutPrefix(f, "loop="); ok {
+				loopAddr = v
 			}
 		}
 	case <-time.After(15 * time.Second):
 	}
-	if wsAddr == "" || tlsAddr == "" {
+	if wsAddr == "" || tlsAddr == "" || loopAddr == "" {
 		return fmt.Errorf("server did not start; stderr:\n%s", server.LogTail(20))
 	}
 	fail := func(err error) error {
@@ -438,8 +448,11 @@ func measure(self, tmp, kind string, ns []int, r *Result) error {
 		return fail(err)
 	}
 	url := "ws://" + wsAddr + "/ws"
-	if kind == "tls" {
+	switch kind {
+	case "tls":
 		url = "wss://" + tlsAddr + "/ws"
+	case "loop":
+		url = "wss://" + loopAddr + "/ws"
 	}
 	client, err := startChild(self, filepath.Join(tmp, kind+"-client.log"),
 		"-mode", "client", "-url", url, "-rate", strconv.Itoa(*rate), "-conc", strconv.Itoa(*conc))
@@ -489,7 +502,7 @@ func fetch(addr, path string) (Snapshot, error) {
 }
 
 func sessionsOf(s Snapshot, kind string) int64 {
-	if kind == "tls" {
+	if kind == "tls" || kind == "loop" { // both come over TLS (r.TLS is set)
 		return s.TLSSessions
 	}
 	return s.WSSessions
@@ -535,11 +548,17 @@ func printTable(w io.Writer, results []Result) {
 		rows = append(rows, slope.Row[Snapshot]{Name: r.Kind, Cells: cells, Result: &r.Result})
 	}
 	slope.PrintTable(w, "kind\tidle RSS\tsteps (conns: RSS)\t", rows, func(fitted map[string]*slope.Result[Snapshot]) string {
-		t, p := fitted["tls"], fitted["ws"]
-		if t == nil || p == nil || !(p.RSSPerConn > 0 && p.HeapStackPerConn > 0) {
+		p := fitted["ws"]
+		if p == nil || !(p.RSSPerConn > 0 && p.HeapStackPerConn > 0) {
 			return ""
 		}
-		return fmt.Sprintf("tls/ws: RSS per conn %.1fx, heap+stack per conn %.1fx\n",
-			t.RSSPerConn/p.RSSPerConn, t.HeapStackPerConn/p.HeapStackPerConn)
+		var out strings.Builder
+		for _, k := range []string{"tls", "loop"} {
+			if t := fitted[k]; t != nil {
+				fmt.Fprintf(&out, "%s/ws: RSS per conn %.1fx, heap+stack per conn %.1fx\n",
+					k, t.RSSPerConn/p.RSSPerConn, t.HeapStackPerConn/p.HeapStackPerConn)
+			}
+		}
+		return out.String()
 	})
 }

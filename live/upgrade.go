@@ -17,53 +17,77 @@ import (
 	"github.com/livepoll/livepoll/pool"
 )
 
-// serveHTTP checks the request in mizu's order (upgrade, version, origin, OnAuth, key),
-// before anything is hijacked, then hands the connection to the event loop and returns:
-// no goroutine stays behind for it.
-func (srv *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
+// admission is an upgrade request that passed every check, with its place reserved.
+type admission struct {
+	value any    // what OnAuth returned
+	key   string // Sec-WebSocket-Key
+	ext   string // the Sec-WebSocket-Extensions answer, if any
+	zbits uint8  // the compression negotiated (Session.zbits)
+}
+
+// admit checks an upgrade request in mizu's order (upgrade, version, origin, OnAuth, key),
+// with the upgrade rate cap before OnAuth, starts the event loop, reserves a place and
+// negotiates compression. When it reports false it has answered the request; when true the
+// caller owns the reservation (unreserve, unless add takes it over). Handler and ServeTLS
+// answer alike because both go through it.
+func (srv *Server) admit(w http.ResponseWriter, r *http.Request) (a admission, ok bool) {
 	if r.Method != http.MethodGet || !isUpgradeRequest(r) {
 		http.Error(w, "websocket upgrade required", http.StatusBadRequest)
-		return
+		return a, false
 	}
 	if r.Header.Get("Sec-WebSocket-Version") != "13" {
 		w.Header().Set("Sec-WebSocket-Version", "13")
 		http.Error(w, "unsupported WebSocket version", http.StatusUpgradeRequired)
-		return
+		return a, false
 	}
 	if !srv.originAllowed(r) {
 		http.Error(w, "forbidden origin", http.StatusForbidden)
-		return
+		return a, false
 	}
 	// The cap comes before OnAuth, which may be the costly part of an upgrade.
 	if !srv.admitUpgrade(w) {
-		return
+		return a, false
 	}
-	var value any
 	if srv.opts.OnAuth != nil {
 		v, err := srv.opts.OnAuth(r.Context(), r)
 		if err != nil {
 			http.Error(w, "authentication failed", http.StatusUnauthorized)
-			return
+			return a, false
 		}
-		value = v
+		a.value = v
 	}
-	key := r.Header.Get("Sec-WebSocket-Key")
-	if !validKey(key) {
+	a.key = r.Header.Get("Sec-WebSocket-Key")
+	if !validKey(a.key) {
 		http.Error(w, "invalid Sec-WebSocket-Key", http.StatusBadRequest)
-		return
+		return a, false
 	}
 	if err := srv.start(); err != nil {
 		if errors.Is(err, ErrServerClosed) {
 			srv.stats.rejected.Add(1)
 			http.Error(w, "server closing", http.StatusServiceUnavailable)
-			return
+			return a, false
 		}
 		http.Error(w, "websocket: event loop unavailable: "+err.Error(), http.StatusInternalServerError)
-		return
+		return a, false
 	}
 	if ok, why := srv.reserve(); !ok {
 		srv.stats.rejected.Add(1)
 		http.Error(w, why, http.StatusServiceUnavailable)
+		return a, false
+	}
+	// The echo engine (cmd/echo, conformance) negotiates whenever offered; cmd/echo
+	// hides the offers when compression is turned off.
+	if srv.opts.Compression || srv.echo {
+		a.ext, a.zbits = negotiateDeflate(r.Header.Values("Sec-WebSocket-Extensions"))
+	}
+	return a, true
+}
+
+// serveHTTP admits the request, hijacks the connection, answers 101 and hands the
+// connection to the event loop, then returns: no goroutine stays behind for it.
+func (srv *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	a, ok := srv.admit(w, r)
+	if !ok {
 		return
 	}
 	upgraded := false
@@ -88,14 +112,7 @@ func (srv *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	brw = nil
 
-	var ext string
-	var zbits uint8
-	// The echo engine (cmd/echo, conformance) negotiates whenever offered; cmd/echo
-	// hides the offers when compression is turned off.
-	if srv.opts.Compression || srv.echo {
-		ext, zbits = negotiateDeflate(r.Header.Values("Sec-WebSocket-Extensions"))
-	}
-	if _, err := conn.Write(acceptResponse(key, ext)); err != nil {
+	if _, err := conn.Write(acceptResponse(a.key, a.ext)); err != nil {
 		_ = conn.Close()
 		return
 	}
@@ -108,12 +125,12 @@ func (srv *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	s := &Session{
 		id:      srv.opts.IDGenerator(),
-		value:   value,
+		value:   a.value,
 		srv:     srv,
 		conn:    conn,
 		fd:      int32(fd),
 		fdOpen:  true,
-		zbits:   zbits,
+		zbits:   a.zbits,
 		pending: pre,
 		base:    r.Context(),
 	}
@@ -137,16 +154,26 @@ func (srv *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 
 	upgraded = true // add takes over the admission
+	srv.launch(s)
+}
+
+// launch makes an upgraded, registered session visible and starts it. When the server
+// closed after the client's 101 went out, the client is upgraded and is owed a close
+// frame, not a bare EOF: a best-effort write, nothing waits for its reply.
+func (srv *Server) launch(s *Session) {
 	if hook := testHookBeforeAdd.Load(); hook != nil {
 		(*hook)()
 	}
 	if !srv.add(s) {
-		// The server closed after the 101 went out: the client is upgraded and is owed a
-		// close frame, not a bare EOF (a best-effort write; nothing waits for its reply).
 		if s.registered {
 			_ = srv.eng.poll.Remove(s.token)
 		}
+		s.wmu.Lock()
 		s.sendCloseNow(ws.StatusCode(srv.opts.ShutdownCode), "server shutting down")
+		s.wmu.Unlock()
+		if s.tls != nil {
+			s.tls.Release()
+		}
 		s.closeSocket()
 		return
 	}

@@ -20,27 +20,10 @@ import (
 
 // startServer starts the server app, with -compress when asked.
 func startServer(bin, logPath string) (*harness.Server, error) {
-	if !*compress {
-		return harness.StartServer(bin, logPath, *timeout)
+	if *compress {
+		return harness.StartServer(bin, logPath, *timeout, "-compress")
 	}
-	addr, err := harness.FreePort()
-	if err != nil {
-		return nil, err
-	}
-	c, err := harness.Start(bin, []string{"-addr", addr, "-exit-after", timeout.String(), "-compress"}, logPath, nil)
-	if err != nil {
-		return nil, err
-	}
-	s := &harness.Server{Child: c, Addr: addr}
-	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		if _, err := harness.FetchStats(addr, false); err == nil {
-			return s, nil
-		}
-		if c.Exited() || time.Now().After(deadline) {
-			s.Stop(time.Second)
-			return nil, fmt.Errorf("server %s -compress did not come up (does it compress?); stderr:\n%s", bin, c.LogTail(20))
-		}
-	}
+	return harness.StartServer(bin, logPath, *timeout)
 }
 
 // echoMessage is connection i's echo request: 2 KiB or so of JSON that compresses about

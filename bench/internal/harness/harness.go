@@ -148,14 +148,14 @@ type Server struct {
 	Addr string
 }
 
-// StartServer starts a server binary on a free loopback port and waits until
-// /stats answers. It exits by itself after exitAfter.
-func StartServer(bin, logPath string, exitAfter time.Duration) (*Server, error) {
+// StartServer starts a server binary on a free loopback port, with the extra arguments
+// (e.g. -compress), and waits until /stats answers. It exits by itself after exitAfter.
+func StartServer(bin, logPath string, exitAfter time.Duration, extra ...string) (*Server, error) {
 	addr, err := FreePort()
 	if err != nil {
 		return nil, err
 	}
-	c, err := Start(bin, []string{"-addr", addr, "-exit-after", exitAfter.String()}, logPath, nil)
+	c, err := Start(bin, append([]string{"-addr", addr, "-exit-after", exitAfter.String()}, extra...), logPath, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -167,7 +167,7 @@ func StartServer(bin, logPath string, exitAfter time.Duration) (*Server, error) 
 		}
 		if c.Exited() || time.Now().After(deadline) {
 			s.Stop(time.Second)
-			return nil, fmt.Errorf("server %s did not come up; stderr:\n%s", bin, c.LogTail(20))
+			return nil, fmt.Errorf("server %s %s did not come up; stderr:\n%s", bin, strings.Join(extra, " "), c.LogTail(20))
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

@@ -192,16 +192,28 @@ func TestRunnerClose(t *testing.T) {
 // TestHandshakeInputBound: a client that floods the handshake is cut off.
 func TestHandshakeInputBound(t *testing.T) {
 	p := getPKI(t)
-	r, err := NewRunner(p.serverConfig(), Options{MaxHandshakeInput: 1024, MaxHandshakes: 1})
+	// The bound must take a whole ClientHello (over 1 KiB with a post-quantum key share)
+	// so that the blocker below gets its slot.
+	r, err := NewRunner(p.serverConfig(), Options{MaxHandshakeInput: 4096, MaxHandshakes: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer r.Close()
 	blocker := r.Start(nil, nil, func() {}) // takes the only slot, so nothing is consumed
-	blocker.Feed(clientHello(t, p.clientConfig()))
+	if err := blocker.Feed(clientHello(t, p.clientConfig())); err != nil {
+		t.Fatal(err)
+	}
 	defer blocker.Abort()
+	// Only once the blocker has answered its ClientHello is it surely on the slot (and
+	// waiting for the client's next flight); before, h could get there first.
+	var answered []byte
+	waitFor(t, func() bool { answered = blocker.Output(answered); return len(answered) > 0 || blocker.Done() })
+	if blocker.Done() {
+		_, _, err := blocker.Result()
+		t.Fatalf("the blocking handshake ended: %v", err)
+	}
 	h := r.Start(nil, nil, func() {})
-	if err := h.Feed(make([]byte, 1000)); err != nil {
+	if err := h.Feed(make([]byte, 4000)); err != nil {
 		t.Fatal(err)
 	}
 	if err := h.Feed(make([]byte, 100)); !errors.Is(err, ErrHandshakeInput) {

@@ -39,25 +39,36 @@ func (srv *Server) Serve(ln net.Listener) error {
 	for {
 		conn, err := ln.Accept()
 		if err != nil {
-			if srv.closingDown() {
-				return ErrServerClosed
+			if stop := srv.acceptFailed(err, &pause); stop != nil {
+				return stop
 			}
-			if !isResourceShortage(err) {
-				return err
-			}
-			srv.stats.acceptErrors.Add(1)
-			if pause == 0 {
-				pause = 5 * time.Millisecond
-				srv.opts.Logger.Error("live: accept failed; new connections wait until descriptors are freed (raise the limit: ulimit -n, see docs/tuning.md)", "err", err)
-			} else if pause *= 2; pause > time.Second {
-				pause = time.Second
-			}
-			time.Sleep(pause)
 			continue
 		}
 		pause = 0
 		go srv.serveConn(conn)
 	}
+}
+
+// acceptFailed handles an accept error of Serve's or ServeTLS's loop: it returns the error
+// that ends the loop (ErrServerClosed once the server closes, or an error that is not a
+// shortage), or counts the shortage, logs it once per episode and sleeps a pause that
+// doubles from 5 ms to 1 s (the loop resets pause after a success) and returns nil.
+func (srv *Server) acceptFailed(err error, pause *time.Duration) error {
+	if srv.closingDown() {
+		return ErrServerClosed
+	}
+	if !isResourceShortage(err) {
+		return err
+	}
+	srv.stats.acceptErrors.Add(1)
+	if *pause == 0 {
+		*pause = 5 * time.Millisecond
+		srv.opts.Logger.Error("live: accept failed; new connections wait until descriptors are freed (raise the limit: ulimit -n, see docs/tuning.md)", "err", err)
+	} else if *pause *= 2; *pause > time.Second {
+		*pause = time.Second
+	}
+	time.Sleep(*pause)
+	return nil
 }
 
 // isResourceShortage reports an accept error that goes away once descriptors or memory

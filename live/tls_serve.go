@@ -112,20 +112,9 @@ func (srv *Server) ServeTLS(ln net.Listener, cfg *tls.Config) error {
 		conn, err := ln.Accept()
 		if err != nil {
 			<-places
-			if srv.closingDown() {
-				return ErrServerClosed
+			if stop := srv.acceptFailed(err, &pause); stop != nil {
+				return stop
 			}
-			if !isResourceShortage(err) {
-				return err
-			}
-			srv.stats.acceptErrors.Add(1)
-			if pause == 0 {
-				pause = 5 * time.Millisecond
-				srv.opts.Logger.Error("live: accept failed; new connections wait until descriptors are freed (raise the limit: ulimit -n, see docs/tuning.md)", "err", err)
-			} else if pause *= 2; pause > time.Second {
-				pause = time.Second
-			}
-			time.Sleep(pause)
 			continue
 		}
 		pause = 0

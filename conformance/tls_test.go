@@ -1,19 +1,14 @@
 package conformance
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"errors"
-	"math/big"
 	"net"
 	"testing"
 	"time"
 
 	"github.com/livepoll/livepoll/internal/rawecho"
+	"github.com/livepoll/livepoll/internal/testcert"
 	"github.com/livepoll/livepoll/live"
 )
 
@@ -21,25 +16,7 @@ import (
 // seals and opens the records) and returns its address and a client config trusting it.
 func startEchoTLS(t *testing.T) (string, *tls.Config) {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "conformance"},
-		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
-		NotBefore:   time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true,
-		KeyUsage:    x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
-	roots := x509.NewCertPool()
-	roots.AddCert(cert)
+	cert := testcert.New(t, "conformance")
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -47,7 +24,7 @@ func startEchoTLS(t *testing.T) (string, *tls.Config) {
 	srv := rawecho.New(16 << 20).(*live.Server)
 	served := make(chan error, 1)
 	go func() {
-		served <- srv.ServeTLS(ln, &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}})
+		served <- srv.ServeTLS(ln, cert.ServerConfig())
 	}()
 	t.Cleanup(func() {
 		srv.Close()
@@ -55,7 +32,7 @@ func startEchoTLS(t *testing.T) (string, *tls.Config) {
 			t.Errorf("ServeTLS: %v", err)
 		}
 	})
-	return ln.Addr().String(), &tls.Config{RootCAs: roots, ServerName: "127.0.0.1", NextProtos: []string{"http/1.1"}}
+	return ln.Addr().String(), cert.ClientConfig()
 }
 
 // dialConn opens the connection dial runs the opening handshake on: TCP, or TLS over

@@ -1,0 +1,55 @@
+package testcert
+
+import (
+	"crypto/tls"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/livepoll/livepoll/internal/leakcheck"
+)
+
+func TestMain(m *testing.M) { leakcheck.Main(m) }
+
+// A client with ClientConfig completes a handshake with a server using ServerConfig, and
+// the PEM files load back into the same certificate.
+func TestHandshakeAndPEM(t *testing.T) {
+	c := New(t, "testcert")
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", c.ServerConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	done := make(chan error, 1)
+	go func() {
+		conn, err := ln.Accept()
+		if err == nil {
+			conn.SetDeadline(time.Now().Add(5 * time.Second))
+			err = conn.(*tls.Conn).Handshake()
+			conn.Close()
+		}
+		done <- err
+	}()
+	d := tls.Dialer{NetDialer: &net.Dialer{Timeout: 5 * time.Second}, Config: c.ClientConfig()}
+	conn, err := d.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	conn.Close()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("server handshake: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("server handshake did not end")
+	}
+	certFile, keyFile := c.WritePEM(t)
+	pair, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(pair.Certificate[0]) != string(c.TLS.Certificate[0]) {
+		t.Fatal("the PEM file holds another certificate")
+	}
+}

@@ -267,6 +267,12 @@ func dialIdle(url string, rcvBuf int) (*rawClient, error) {
 	if rcvBuf > 0 {
 		conn.(*net.TCPConn).SetReadBuffer(rcvBuf)
 	}
+	return upgradeRaw(conn, url)
+}
+
+// upgradeRaw sends an upgrade request on conn and reads the 101; any other answer or an
+// error closes conn.
+func upgradeRaw(conn net.Conn, url string) (*rawClient, error) {
 	rc := &rawClient{Conn: conn, br: bufio.NewReaderSize(conn, 256)}
 	conn.SetDeadline(time.Now().Add(waitTimeout))
 	if _, err := conn.Write(upgradeRequest(http.MethodGet, url, nil)); err != nil {

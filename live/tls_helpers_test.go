@@ -1,7 +1,6 @@
 package live
 
 import (
-	"bufio"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -10,10 +9,8 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"errors"
-	"fmt"
 	"math/big"
 	"net"
-	"net/http"
 	"sync"
 	"testing"
 	"time"
@@ -171,24 +168,7 @@ func tlsRawDialErr(url string, client *tls.Config, version uint16, raw **recordi
 	if version != 0 {
 		cfg.MinVersion, cfg.MaxVersion = version, version
 	}
-	conn := tls.Client(rec, cfg)
-	rc := &rawClient{Conn: conn, br: bufio.NewReaderSize(conn, 256)}
-	conn.SetDeadline(time.Now().Add(waitTimeout))
-	if _, err := conn.Write(upgradeRequest(http.MethodGet, url, nil)); err != nil {
-		conn.Close()
-		return nil, err
-	}
-	resp, err := http.ReadResponse(rc.br, nil)
-	if err != nil {
-		conn.Close()
-		return nil, err
-	}
-	if resp.StatusCode != http.StatusSwitchingProtocols {
-		conn.Close()
-		return nil, fmt.Errorf("status %d", resp.StatusCode)
-	}
-	conn.SetDeadline(time.Time{})
-	return rc, nil
+	return upgradeRaw(tls.Client(rec, cfg), url)
 }
 
 // tlsSessions counts the server's sessions whose records the event loop carries.

@@ -101,25 +101,58 @@ func (w *wheel) due(now int64, dst []*Session) []*Session {
 	return dst
 }
 
+// pingAnswerTime is the least time a pinged session gets to answer before it is closed
+// for silence.
+const pingAnswerTime = time.Second
+
+// keepaliveStep is what the sweeper does with a due session.
+type keepaliveStep uint8
+
+const (
+	keepWait  keepaliveStep = iota // not silent long enough: look again later
+	keepPing                       // silent: ping it (or wait for the answer to a ping out)
+	keepClose                      // silent past IdleTimeout and a ping went unanswered
+)
+
+// keepaliveStepFor decides from how long a session has been silent, whether it was pinged
+// since it last spoke and how long ago. A session is closed for silence only once it has
+// had a ping and pingAnswerTime to answer it: the wheel's one-second slots may bring a
+// session round first when it is already past IdleTimeout (PingInterval close to
+// IdleTimeout), and closing it then would drop a live client that was never asked.
+func keepaliveStepFor(ping, idle, silent time.Duration, pinged bool, sincePing time.Duration) keepaliveStep {
+	switch {
+	case idle > 0 && silent >= idle && (ping <= 0 || pinged && sincePing >= pingAnswerTime):
+		return keepClose
+	case ping > 0 && (silent >= ping || idle > 0 && silent >= idle):
+		return keepPing
+	}
+	return keepWait
+}
+
 // checkAlive is the sweeper's look at one due session.
 func (srv *Server) checkAlive(s *Session, now time.Time) {
 	if s.state.Load() != stateOpen {
 		return // dropped from the wheel
 	}
 	ping, idle := srv.opts.PingInterval, srv.opts.IdleTimeout
-	last := time.Unix(0, s.lastRead.Load())
-	silent := now.Sub(last)
-	switch {
-	case idle > 0 && silent >= idle:
+	lastRead := s.lastRead.Load()
+	last := time.Unix(0, lastRead)
+	pinged := s.pingedAt > lastRead
+	switch keepaliveStepFor(ping, idle, now.Sub(last), pinged, now.Sub(time.Unix(0, s.pingedAt))) {
+	case keepClose:
 		s.closeWith(ErrTimeout, statusGoingAway, "idle timeout")
 		return
-	case ping > 0 && silent >= ping:
-		if s.pingedAt <= s.lastRead.Load() {
+	case keepPing:
+		if !pinged {
 			s.pingedAt = now.UnixNano()
 			_ = s.sendFrame(ws.OpPing, nil)
 		}
 		if idle > 0 {
-			srv.keep.schedule(s, last.Add(idle).Unix()+1)
+			at := last.Add(idle)
+			if answer := time.Unix(0, s.pingedAt).Add(pingAnswerTime); answer.After(at) {
+				at = answer
+			}
+			srv.keep.schedule(s, at.Unix()+1)
 		} else {
 			srv.keep.schedule(s, now.Add(ping).Unix())
 		}

@@ -38,9 +38,9 @@ func TestKeepaliveClosesSilentPeer(t *testing.T) {
 func TestKeepaliveKeepsAnsweringPeer(t *testing.T) {
 	t.Parallel()
 	closes := newCloseLog(t)
-	// The wheel ticks once a second, so IdleTimeout must exceed PingInterval by more than
-	// two seconds for a pong to be counted in time (the defaults are 30 s and 60 s).
-	srv, url := testServer(t, Options{PingInterval: time.Second, IdleTimeout: 3500 * time.Millisecond, OnClose: closes.OnClose})
+	// The tightest setting: the wheel ticks once a second, so a session may first come
+	// round already past IdleTimeout; it is pinged then and kept when it answers.
+	srv, url := testServer(t, Options{PingInterval: time.Second, IdleTimeout: 2 * time.Second, OnClose: closes.OnClose})
 	c := dial(t, url)
 	pings := 0
 	c.SetPingHandler(func(p string) error {
@@ -264,5 +264,43 @@ func TestServeAcceptsUpgradesItself(t *testing.T) {
 	}
 	if err := recv(t, served, "Serve to return"); !errors.Is(err, ErrServerClosed) {
 		t.Fatalf("Serve returned %v, want ErrServerClosed", err)
+	}
+}
+
+// The wheel's one-second slots can bring a session round for the first time when it is
+// already past IdleTimeout (PingInterval 1 s, IdleTimeout 2 s, silent 2.05 s): it is pinged
+// then, not closed, and closed only if it is still silent pingAnswerTime later.
+func TestKeepalivePingsBeforeClosingWhenSlotComesLate(t *testing.T) {
+	const s = time.Second
+	for _, c := range []struct {
+		ping, idle, silent time.Duration
+		pinged             bool
+		sincePing          time.Duration
+		want               keepaliveStep
+	}{
+		{s, 2 * s, 500 * time.Millisecond, false, 0, keepWait},
+		{s, 2 * s, 1100 * time.Millisecond, false, 0, keepPing},
+		{s, 2 * s, 2050 * time.Millisecond, false, 0, keepPing}, // the late slot: ask first
+		{s, 2 * s, 2500 * time.Millisecond, true, 450 * time.Millisecond, keepPing},
+		{s, 2 * s, 3050 * time.Millisecond, true, s, keepClose},
+		{s, 2 * s, 2100 * time.Millisecond, true, 1100 * time.Millisecond, keepClose},
+		{30 * s, 10 * s, 10 * s, false, 0, keepPing}, // PingInterval above IdleTimeout
+		{-1, 2 * s, 2 * s, false, 0, keepClose},      // no pings: silence alone closes
+		{s, -1, time.Hour, true, time.Hour, keepPing},
+		{-1, -1, time.Hour, false, 0, keepWait},
+	} {
+		if got := keepaliveStepFor(c.ping, c.idle, c.silent, c.pinged, c.sincePing); got != c.want {
+			t.Errorf("ping %v idle %v silent %v pinged %v (%v ago): step %d, want %d",
+				c.ping, c.idle, c.silent, c.pinged, c.sincePing, got, c.want)
+		}
+	}
+	// And the sweeper acts on it: the late session is pinged, not closed.
+	srv := New(Options{PingInterval: s, IdleTimeout: 2 * s})
+	sess := &Session{id: "late", srv: srv, fd: -1}
+	now := time.Now()
+	sess.lastRead.Store(now.Add(-2050 * time.Millisecond).UnixNano())
+	srv.checkAlive(sess, now)
+	if sess.IsClosed() || sess.pingedAt != now.UnixNano() {
+		t.Fatalf("late session: closed %v, pinged at %d (want %d)", sess.IsClosed(), sess.pingedAt, now.UnixNano())
 	}
 }

@@ -79,7 +79,9 @@ type Options struct {
 
 	// IdleTimeout closes a session (code 1001, ErrTimeout) from which the server read no
 	// frame at all — no message, no pong — for this long (default 60 s; negative: never).
-	// Together with PingInterval it finds half-open connections whose peer vanished. While
+	// Together with PingInterval it finds half-open connections whose peer vanished. The
+	// sweeper looks once a second; with pings on, a session is closed only after a ping
+	// went unanswered for at least a second, even when that takes it past IdleTimeout. While
 	// a session is not read (its queue is above the high-water mark because its client
 	// does not read, or its client is over a rate limit) nothing it sends is seen either,
 	// so a client that stops reading for IdleTimeout is closed even if it goes on sending.

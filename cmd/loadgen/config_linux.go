@@ -31,6 +31,7 @@ type config struct {
 	Scenario    string        // one of the scenario constants
 	Topics      int           // topics the connections are spread over
 	Rate        float64       // publish: messages/s; echo: round trips/s; churn: reconnects/s
+	Inflight    int           // echo: requests each connection keeps in flight (closed loop); 0: open loop at Rate
 	Duration    time.Duration // load phase (hold, publish, echo, churn)
 	ConnectRate int           // new connections per second, all processes together
 	Concurrency int           // handshakes in flight per process
@@ -60,6 +61,7 @@ func (c *config) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Scenario, "scenario", scenarioPublish, "idle, subscribe, publish, echo, churn or abuse")
 	fs.IntVar(&c.Topics, "topics", 100, "topics the connections subscribe to, connection i to topic i%topics (fan-in conns/topics per topic)")
 	fs.Float64Var(&c.Rate, "rate", 0, "publish: messages/s over all topics (default 200); echo: round trips/s over all connections (default 2000); churn: reconnects/s (default 200); abuse: the healthy fleet's round trips/s (default 200)")
+	fs.IntVar(&c.Inflight, "inflight", 0, "echo only: closed loop, each connection keeps `N` echo requests in flight (sends N when the load phase starts and one more per answer); -rate is then ignored. 0: open loop at -rate")
 	fs.DurationVar(&c.Duration, "duration", 10*time.Second, "length of the load phase (the hold, for idle and subscribe)")
 	fs.IntVar(&c.ConnectRate, "connect-rate", 4000, "new connections per second at most, all processes together")
 	fs.IntVar(&c.Concurrency, "concurrency", 200, "handshakes in flight at once, per process")
@@ -116,7 +118,14 @@ func (c *config) finish() error {
 	if c.Rate < 0 || c.ConnectRate <= 0 || c.Concurrency <= 0 || c.Publishers <= 0 || c.Size < 0 || c.PerProc < 0 {
 		return errors.New("-rate, -connect-rate, -concurrency, -publishers, -size and -per-proc must not be negative (the rates and counts positive)")
 	}
-	if c.Rate == 0 {
+	switch {
+	case c.Inflight < 0:
+		return errors.New("-inflight must not be negative")
+	case c.Inflight > 0 && c.Scenario != scenarioEcho:
+		return fmt.Errorf("-inflight is for -scenario echo only (closed-loop round trips), not %s", c.Scenario)
+	case c.Inflight > 0:
+		c.Rate = 0 // not paced: every answer sends the next request
+	case c.Rate == 0:
 		c.Rate = defaultRate[c.Scenario]
 	}
 	if c.Duration < 0 || c.Drain < 0 || c.Settle <= 0 {

@@ -30,6 +30,7 @@ type partSpec struct {
 	Scenario    string        `json:"scenario"`
 	Topics      int           `json:"topics"`
 	Rate        float64       `json:"rate"`         // this part's share of echo or churn -rate
+	Inflight    int           `json:"inflight"`     // echo: requests in flight per connection (closed loop); 0: open loop at Rate
 	ConnectRate int           `json:"connect_rate"` // this part's share
 	Concurrency int           `json:"concurrency"`
 	Sources     []string      `json:"sources"` // "" for "the kernel picks"
@@ -59,6 +60,13 @@ type progress struct {
 	ChurnClosed  int64 `json:"churn_closed"`  // churn: closing handshakes this side started and finished
 	ChurnOpened  int64 `json:"churn_opened"`  // churn: replacement connections opened
 	Errors       int64 `json:"errors"`
+}
+
+// mark is a process's counters at one instant; the coordinator takes one from every part
+// when the load phase starts and one when it ends, for the CPU per delivery.
+type mark struct {
+	Deliveries int64 `json:"deliveries"`
+	CPUNs      int64 `json:"cpu_ns"` // this process's user + system CPU time
 }
 
 func (p *progress) add(o progress) {
@@ -116,11 +124,12 @@ type fleet struct {
 	conns []atomic.Pointer[wsfleet.Conn] // by index − From; churn replaces them
 	// By index − From, touched by the loop goroutine owning that index (index % loops):
 	ready []bool  // barrier answered
-	sent  []int64 // echo requests sent; written by the sender, read after it stopped
+	sent  []int64 // echo requests sent; written by the sender (closed loop: the loop goroutine), read after it stopped
 
 	connected, failed, open, readyN, serverClosed atomic.Int64
 	deliveries, sentN, churnClosed, churnOpened   atomic.Int64
 	closing                                       atomic.Int64 // closing handshakes this side started, not finished
+	echoing                                       atomic.Bool  // closed-loop echo: answers send the next request
 	errs                                          errorCounts
 	closedBy                                      reasonCounts
 
@@ -128,6 +137,7 @@ type fleet struct {
 	connectHist hist.Hist
 	latency     []hist.Hist // by loop, loop goroutine only
 	subscribe   []hist.Hist // by loop, loop goroutine only
+	echoBufs    []echoBuf   // by loop, loop goroutine only: closed-loop echo's frames
 
 	readyRep readyReport
 
@@ -162,6 +172,7 @@ func newFleet(spec partSpec) (*fleet, error) {
 	nloops := max(1, min(4, runtime.GOMAXPROCS(0)))
 	f.latency = make([]hist.Hist, nloops)
 	f.subscribe = make([]hist.Hist, nloops)
+	f.echoBufs = make([]echoBuf, nloops)
 	for li := range nloops {
 		l, err := wsfleet.NewLoop(int(soft), f.handler(li))
 		if err != nil {
@@ -209,6 +220,9 @@ func (f *fleet) handler(li int) wsfleet.Handler {
 		c.Seq = seq
 		f.deliveries.Add(1)
 		f.latency[li].Record(now - ts)
+		if echo && f.echoing.Load() {
+			f.sendInflight(li, c, c.ID-f.spec.From, 1) // closed loop: the answer's replacement
+		}
 	}
 }
 
@@ -328,6 +342,10 @@ func (f *fleet) startLoad() {
 	f.loadCancel = cancel
 	switch f.spec.Scenario {
 	case scenarioEcho:
+		if f.spec.Inflight > 0 {
+			f.startInflight()
+			break
+		}
 		f.loadDone.Go(func() { f.sendEchoes(ctx) })
 	case scenarioChurn:
 		f.loadDone.Go(func() { f.churn(ctx) })
@@ -383,6 +401,52 @@ func (f *fleet) sendEchoes(ctx context.Context) {
 		f.sent[idx] = seq
 		f.sentN.Add(1)
 	})
+}
+
+// echoBuf is a loop's buffers for the closed-loop echo's requests.
+type echoBuf struct{ frame, scratch []byte }
+
+// startInflight starts the closed-loop echo: each loop sends Inflight requests on each of
+// its connections, and from then on its handler sends one for every answer, until stop.
+// All of a connection's requests go out from its loop's goroutine, which alone touches
+// its sent count meanwhile.
+func (f *fleet) startInflight() {
+	f.echoing.Store(true)
+	for li, l := range f.loops {
+		l.Post(func() {
+			for idx := li; idx < len(f.conns) && f.echoing.Load(); idx += len(f.loops) {
+				if c := f.conns[idx].Load(); c != nil && !c.Closed() {
+					f.sendInflight(li, c, idx, f.spec.Inflight)
+				}
+			}
+		})
+	}
+}
+
+// sendInflight sends n echo requests on connection idx in one write, on loop li's
+// goroutine. Each carries the next seq of the connection and the time it is written, so
+// the latency is the round trip from the write to the answer.
+func (f *fleet) sendInflight(li int, c *wsfleet.Conn, idx, n int) {
+	if c.Closed() {
+		return
+	}
+	b := &f.echoBufs[li]
+	b.frame = b.frame[:0]
+	ts := time.Now().UnixNano()
+	for k := range n {
+		b.frame, b.scratch = echoFrame(b.frame, b.scratch, f.sent[idx]+int64(k)+1, ts, f.spec.Size)
+	}
+	if err := c.Write(b.frame, 2*time.Second); err != nil {
+		if !errors.Is(err, wsfleet.ErrClosed) {
+			f.loops[li].Kill(c, err) // counted by closed
+		}
+		return
+	}
+	f.sent[idx] += int64(n)
+	f.sentN.Add(int64(n))
+	if cap(b.frame) > 64<<10 {
+		b.frame = nil // a large first burst: do not keep its buffer
+	}
 }
 
 // churn closes connections round robin (closing handshake) and dials a replacement for
@@ -444,10 +508,7 @@ func (f *fleet) redial(ctx context.Context, idx int) {
 // stop ends the part's load, waits up to Drain for messages in flight (lastSeq[t] is
 // the last seq published to topic t), and accounts for every connection.
 func (f *fleet) stop(lastSeq []int64) partResult {
-	if f.loadCancel != nil {
-		f.loadCancel()
-	}
-	f.loadDone.Wait()
+	f.endLoad()
 	res := partResult{Index: f.spec.Index, PID: os.Getpid(), Conns: len(f.conns), Ready: f.readyRep}
 	// expected is what connection idx should have received by now (-1: not counted).
 	// A publish subscriber is owed every message of its topic whether or not its
@@ -524,13 +585,27 @@ func (f *fleet) stop(lastSeq []int64) partResult {
 	return res
 }
 
-// close closes every connection and stops the loops.
-func (f *fleet) close() {
-	f.dialCancel()
+// endLoad stops the part's own load: no request is sent once it returns (a closed-loop
+// answer being handled as it is called may still send its replacement, counted in sent
+// on its loop goroutine before any later Loop.Do runs).
+func (f *fleet) endLoad() {
+	f.echoing.Store(false)
 	if f.loadCancel != nil {
 		f.loadCancel()
 	}
 	f.loadDone.Wait()
+}
+
+// mark reads the part's counters now.
+func (f *fleet) mark() mark {
+	user, sys := srvstats.CPUSelf()
+	return mark{Deliveries: f.deliveries.Load(), CPUNs: user + sys}
+}
+
+// close closes every connection and stops the loops.
+func (f *fleet) close() {
+	f.dialCancel()
+	f.endLoad()
 	for _, l := range f.loops {
 		l.Stop()
 	}

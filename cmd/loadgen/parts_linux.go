@@ -19,12 +19,14 @@ import (
 
 // part is one process's share of the fleet as the coordinator sees it: the coordinator's
 // own (localPart) or a worker process's (workerPart). The methods are called in order:
-// waitReady, startLoad, stop, close; progress and pid at any time.
+// waitReady, startLoad, stop, close; progress and pid at any time, mark between
+// waitReady and stop.
 type part interface {
 	pid() int
 	progress() progress
 	waitReady(ctx context.Context) (readyReport, error)
 	startLoad() error
+	mark(ctx context.Context) (mark, error)
 	stop(ctx context.Context, lastSeq []int64) (partResult, error)
 	close()
 }
@@ -62,6 +64,8 @@ func (p *localPart) waitReady(ctx context.Context) (readyReport, error) {
 
 func (p *localPart) startLoad() error { p.f.startLoad(); return nil }
 
+func (p *localPart) mark(context.Context) (mark, error) { return p.f.mark(), nil }
+
 func (p *localPart) stop(ctx context.Context, lastSeq []int64) (partResult, error) {
 	return p.f.stop(lastSeq), nil
 }
@@ -73,9 +77,10 @@ func (p *localPart) close() {
 }
 
 // Worker protocol: the coordinator writes JSON lines to the worker's stdin — first the
-// partSpec, then {"cmd":"load"} and {"cmd":"stop","last_seq":[…]} — and closes it to end
-// the worker. The worker writes JSON lines to stdout: "progress" every second, "ready"
-// once, "result" after stop, "error" if it cannot go on.
+// partSpec, then {"cmd":"load"} and {"cmd":"stop","last_seq":[…]}, and {"cmd":"mark"}
+// in between — and closes it to end the worker. The worker writes JSON lines to stdout:
+// "progress" every second, "ready" once, "mark" for each mark, "result" after stop,
+// "error" if it cannot go on.
 
 type command struct {
 	Cmd     string  `json:"cmd"`
@@ -87,6 +92,7 @@ type event struct {
 	Progress *progress    `json:"progress,omitempty"`
 	Ready    *readyReport `json:"ready,omitempty"`
 	Result   *partResult  `json:"result,omitempty"`
+	Mark     *mark        `json:"mark,omitempty"`
 	Error    string       `json:"error,omitempty"`
 }
 
@@ -157,6 +163,9 @@ func runWorker(stdin io.Reader, stdout io.Writer) error {
 		switch c.Cmd {
 		case "load":
 			f.startLoad()
+		case "mark":
+			m := f.mark()
+			send(event{Type: "mark", Mark: &m})
 		case "stop":
 			res := f.stop(c.LastSeq)
 			send(event{Type: "result", Result: &res})
@@ -179,6 +188,7 @@ type workerPart struct {
 
 	readyCh  chan readyReport
 	resultCh chan partResult
+	markCh   chan mark
 	done     chan struct{} // stdout reached EOF
 }
 
@@ -200,7 +210,7 @@ func startWorker(self string, spec partSpec, stderr io.Writer) (*workerPart, err
 	}
 	w := &workerPart{
 		child: child, stdin: stdin, enc: json.NewEncoder(stdin),
-		readyCh: make(chan readyReport, 1), resultCh: make(chan partResult, 1), done: make(chan struct{}),
+		readyCh: make(chan readyReport, 1), resultCh: make(chan partResult, 1), markCh: make(chan mark, 1), done: make(chan struct{}),
 	}
 	go w.read(stdout)
 	if err := w.enc.Encode(spec); err != nil {
@@ -230,6 +240,8 @@ func (w *workerPart) read(stdout io.Reader) {
 			w.readyCh <- *e.Ready
 		case e.Result != nil:
 			w.resultCh <- *e.Result
+		case e.Mark != nil:
+			w.markCh <- *e.Mark
 		case e.Error != "":
 			w.mu.Lock()
 			w.failed = e.Error
@@ -270,6 +282,20 @@ func (w *workerPart) waitReady(ctx context.Context) (readyReport, error) {
 }
 
 func (w *workerPart) startLoad() error { return w.enc.Encode(command{Cmd: "load"}) }
+
+func (w *workerPart) mark(ctx context.Context) (mark, error) {
+	if err := w.enc.Encode(command{Cmd: "mark"}); err != nil {
+		return mark{}, errors.Join(err, w.gone())
+	}
+	select {
+	case m := <-w.markCh:
+		return m, nil
+	case <-w.done:
+		return mark{}, w.gone()
+	case <-ctx.Done():
+		return mark{}, ctx.Err()
+	}
+}
 
 func (w *workerPart) stop(ctx context.Context, lastSeq []int64) (partResult, error) {
 	if err := w.enc.Encode(command{Cmd: "stop", LastSeq: lastSeq}); err != nil {

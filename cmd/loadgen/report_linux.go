@@ -53,7 +53,8 @@ type networkReport struct {
 type settings struct {
 	Conns       int     `json:"conns"`
 	Topics      int     `json:"topics"`
-	Rate        float64 `json:"rate"`
+	Rate        float64 `json:"rate"`               // 0 for a closed-loop echo (-inflight)
+	Inflight    int     `json:"inflight,omitempty"` // echo: requests in flight per connection (closed loop)
 	DurationSec float64 `json:"duration_seconds"`
 	ConnectRate int     `json:"connect_rate"`
 	Concurrency int     `json:"concurrency"`
@@ -92,6 +93,16 @@ type loadReport struct {
 	Latency          *percentiles `json:"latency,omitempty"`      // publish→receive, or echo round trip
 	ChurnClosed      int64        `json:"churn_closed,omitempty"` // churn: connections closed with a closing handshake
 	ChurnOpened      int64        `json:"churn_opened,omitempty"` // churn: replacements opened
+
+	// CPU over the load phase, from a reading right before it starts to one right as it
+	// ends (before the drain). A figure that could not be had is left out, never 0.
+	CPUWindowSeconds        float64  `json:"cpu_window_seconds"`                    // from the first reading to the second
+	CPUDeliveries           *int64   `json:"cpu_deliveries,omitempty"`              // deliveries (echo: answers) received in the window, all processes
+	ServerCPUSeconds        *float64 `json:"server_cpu_seconds,omitempty"`          // the server's user + system CPU in the window (its /stats)
+	ServerCPUUsPerDelivery  *float64 `json:"server_cpu_us_per_delivery,omitempty"`  // server_cpu_seconds in µs ÷ cpu_deliveries
+	ServerCPUSkipped        string   `json:"server_cpu_skipped,omitempty"`          // why there are no server CPU figures
+	LoadgenCPUSeconds       *float64 `json:"loadgen_cpu_seconds,omitempty"`         // loadgen's processes' CPU in the window (the server excluded)
+	LoadgenCPUUsPerDelivery *float64 `json:"loadgen_cpu_us_per_delivery,omitempty"` // loadgen_cpu_seconds in µs ÷ cpu_deliveries
 }
 
 // percentiles of a latency histogram, in milliseconds.
@@ -203,7 +214,11 @@ func (r *report) print(w io.Writer) {
 		case scenarioPublish:
 			row("published", "%d messages to %d topics in %.1f s (%.0f/s, %d subscribers per topic)", l.Published, r.Settings.Topics, l.Seconds, float64(l.Published)/max(l.Seconds, 1e-9), r.Settings.Conns/r.Settings.Topics)
 		case scenarioEcho, scenarioAbuse:
-			row("echo requests", "%d in %.1f s (%.0f/s)", l.Sent, l.Seconds, float64(l.Sent)/max(l.Seconds, 1e-9))
+			loop := ""
+			if n := r.Settings.Inflight; n > 0 {
+				loop = fmt.Sprintf(", closed loop: %d in flight per connection", n)
+			}
+			row("echo requests", "%d in %.1f s (%.0f/s)%s", l.Sent, l.Seconds, float64(l.Sent)/max(l.Seconds, 1e-9), loop)
 		case scenarioChurn:
 			row("churn", "%d closed with a closing handshake, %d reopened in %.1f s", l.ChurnClosed, l.ChurnOpened, l.Seconds)
 		default:
@@ -227,6 +242,7 @@ func (r *report) print(w io.Writer) {
 			}
 			row(what, "%s", *l.Latency)
 		}
+		row("CPU, load phase", "%s", l.describeCPU())
 	}
 	row("losses", "%s", r.lossSummary())
 	if a := r.Abuse; a != nil {

@@ -72,7 +72,7 @@ func run(ctx context.Context, cfg config, stderr io.Writer) (*report, error) {
 	r := &report{
 		Scenario: cfg.Scenario,
 		Settings: settings{Conns: cfg.Conns, Topics: cfg.Topics, Rate: cfg.Rate, DurationSec: cfg.Duration.Seconds(),
-			ConnectRate: cfg.ConnectRate, Concurrency: cfg.Concurrency, Size: cfg.Size},
+			ConnectRate: cfg.ConnectRate, Concurrency: cfg.Concurrency, Size: cfg.Size, Inflight: cfg.Inflight},
 		Errors:      map[string]errorCount{},
 		Connections: connReport{ServerClosedBy: map[string]int64{}},
 	}
@@ -307,6 +307,7 @@ func run(ctx context.Context, cfg config, stderr io.Writer) (*report, error) {
 		defer ab.close()
 	}
 	prog.setPhase(cfg.Scenario)
+	cpuStart := readCPU(ctx, parts, statsURL)
 	loadStart := time.Now()
 	for _, p := range parts {
 		if err := p.startLoad(); err != nil {
@@ -321,6 +322,7 @@ func run(ctx context.Context, cfg config, stderr io.Writer) (*report, error) {
 	}
 	lcancel()
 	loadSecs := time.Since(loadStart).Seconds()
+	cpuEnd := readCPU(ctx, parts, statsURL)
 	if nerr == nil {
 		if net2, err := kmem.ReadNet(); err != nil {
 			r.NetworkSkipped = err.Error()
@@ -365,6 +367,7 @@ func run(ctx context.Context, cfg config, stderr io.Writer) (*report, error) {
 	var total progress
 	var connect, subscribe, latency hist.Hist
 	load := &loadReport{Seconds: loadSecs, DrainComplete: true}
+	load.setCPU(cpuStart, cpuEnd, statsURL, r.ServerSkipped)
 	for i, res := range results {
 		total.add(res.Progress)
 		connect.Merge(&res.Connect)
@@ -457,6 +460,7 @@ func splitParts(cfg config, target string, sources []string, nparts int) []partS
 			Index: i, URL: target, From: from, To: from + n,
 			Scenario: partScenario(cfg.Scenario), Topics: cfg.Topics,
 			Rate:        cfg.Rate * share,
+			Inflight:    cfg.Inflight,
 			ConnectRate: max(1, int(float64(cfg.ConnectRate)*share)),
 			Concurrency: cfg.Concurrency, Sources: sources, Size: cfg.Size,
 			Settle: cfg.Settle, Drain: cfg.Drain, Timeout: cfg.Timeout + 30*time.Second,

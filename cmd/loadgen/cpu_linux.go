@@ -14,7 +14,7 @@ import (
 // cpuReading is one end of the load phase's CPU window: the server's /stats and every
 // part's mark, taken together.
 type cpuReading struct {
-	at         time.Time
+	at         time.Time // when both reads had finished
 	server     srvstats.Snapshot
 	serverErr  error // the server's reading failed
 	deliveries int64 // all parts
@@ -37,8 +37,8 @@ func readCPU(ctx context.Context, parts []part, statsURL string) cpuReading {
 		marks[i], err = p.mark(ctx)
 		return err
 	})
-	r.at = time.Now()
 	wg.Wait()
+	r.at = time.Now()
 	for _, m := range marks {
 		r.deliveries += m.Deliveries
 		r.cpuNs += m.CPUNs

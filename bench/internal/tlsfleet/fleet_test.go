@@ -70,7 +70,9 @@ func server(t *testing.T) (*httptest.Server, *tlscert.Cert, *atomic.Int64) {
 	return ts, cert, &pongs
 }
 
-func wsURL(ts *httptest.Server) string { return "wss://" + strings.TrimPrefix(ts.URL, "https://") + "/" }
+func wsURL(ts *httptest.Server) string {
+	return "wss://" + strings.TrimPrefix(ts.URL, "https://") + "/"
+}
 
 func TestFleet(t *testing.T) {
 	ts, cert, pongs := server(t)

@@ -61,7 +61,7 @@ func startCompressing(t *testing.T, bin, logPath string) *harness.Server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &harness.Server{Child: c, Addr: addr}
+	s := &harness.Server{Child: c, Addr: addr, StatsAddr: addr}
 	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(50 * time.Millisecond) {
 		if _, err := harness.FetchStats(addr, false); err == nil {
 			return s

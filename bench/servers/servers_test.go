@@ -1,12 +1,13 @@
 // Package servers_test checks that every benchmark server app (the
 // directories next to this file) implements the same pub/sub app: it builds
 // each one, starts it on a free loopback port and talks to it with a plain
-// gobwas/ws client.
+// gobwas/ws client, over ws:// and over wss://.
 package servers_test
 
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"io"
@@ -14,6 +15,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -21,6 +23,7 @@ import (
 	"github.com/gobwas/ws/wsutil"
 
 	"github.com/livepoll/livepoll/bench/internal/harness"
+	"github.com/livepoll/livepoll/bench/internal/tlscert"
 	stats "github.com/livepoll/livepoll/internal/srvstats"
 )
 
@@ -72,16 +75,75 @@ func TestPubSub(t *testing.T) {
 					t.Logf("server stderr (tail):\n%s", srv.LogTail(20))
 				}
 			}()
-			testPubSub(t, srv.Addr)
+			testPubSub(t, srv, ws.Dialer{})
 		})
 	}
 }
 
-func testPubSub(t *testing.T, addr string) {
-	url := "ws://" + addr + "/ws"
-	sub := dial(t, url)
+// TestPubSubTLS runs every app with -cert and -key: the same app over wss:// (served
+// each library's way, see its main.go), TLS 1.3 and ALPN http/1.1 negotiated with a Go
+// client that trusts the certificate, /stats as plain HTTP on -stats-addr.
+func TestPubSubTLS(t *testing.T) {
+	benchDir, err := harness.BenchDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmp := t.TempDir()
+	cert, files, err := tlscert.Make(tmp, "servers-test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, impl := range impls {
+		t.Run(impl, func(t *testing.T) {
+			t.Parallel()
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			bin, err := harness.Build(ctx, benchDir, impl, tmp)
+			if err != nil {
+				t.Fatal(err)
+			}
+			srv, err := harness.StartTLSServer(bin, filepath.Join(tmp, impl+"-tls.log"), time.Minute, files)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer srv.Stop(2 * time.Second)
+			defer func() {
+				if t.Failed() {
+					t.Logf("server stderr (tail):\n%s", srv.LogTail(20))
+				}
+			}()
+			if !strings.HasPrefix(srv.URL(), "wss://") || srv.StatsAddr == srv.Addr {
+				t.Fatalf("URL %s, stats on %s", srv.URL(), srv.StatsAddr)
+			}
+			d := ws.Dialer{TLSConfig: cert.ClientConfig()}
+			c := dialWith(t, d, srv.URL())
+			tc, ok := c.conn.(*tls.Conn)
+			if !ok {
+				t.Fatalf("%T is not a TLS connection", c.conn)
+			}
+			if st := tc.ConnectionState(); st.Version != tls.VersionTLS13 || st.NegotiatedProtocol != "http/1.1" {
+				t.Errorf("TLS version %x, ALPN %q; want TLS 1.3 and http/1.1", st.Version, st.NegotiatedProtocol)
+			}
+			c.close()
+			waitStats(t, srv.StatsAddr, "the first client closed", func(s stats.Snapshot) bool {
+				return s.Sessions == 0 && s.Auths == 1 && s.Closes == 1
+			})
+			testPubSub(t, srv, d)
+		})
+	}
+}
+
+// testPubSub checks the app on srv (ws:// or wss://, dialed with d); the counts of
+// /stats are taken relative to those at the start.
+func testPubSub(t *testing.T, srv *harness.Server, d ws.Dialer) {
+	addr := srv.StatsAddr
+	base, err := fetchStats(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub := dialWith(t, d, srv.URL())
 	defer sub.close()
-	pub := dial(t, url)
+	pub := dialWith(t, d, srv.URL())
 	defer pub.close()
 
 	// Echo comes back in the envelope, data untouched.
@@ -92,7 +154,7 @@ func testPubSub(t *testing.T, addr string) {
 	// Both sessions are counted once their first message has been handled;
 	// the subscriber's subscribe has taken effect when it is.
 	waitStats(t, addr, "2 sessions, 2 auths", func(s stats.Snapshot) bool {
-		return s.Sessions == 2 && s.Auths == 2 && s.Closes == 0
+		return s.Sessions == 2 && s.Auths-base.Auths == 2 && s.Closes-base.Closes == 0
 	})
 
 	pub.send(t, `{"topic":"publish","data":{"topic":"t","data":{"a":1}}}`)
@@ -113,11 +175,11 @@ func testPubSub(t *testing.T, addr string) {
 	// A closed client is uncounted.
 	sub.close()
 	waitStats(t, addr, "1 session, 1 close", func(s stats.Snapshot) bool {
-		return s.Sessions == 1 && s.Auths == 2 && s.Closes == 1
+		return s.Sessions == 1 && s.Auths-base.Auths == 2 && s.Closes-base.Closes == 1
 	})
 	pub.close()
 	waitStats(t, addr, "0 sessions, 2 closes", func(s stats.Snapshot) bool {
-		return s.Sessions == 0 && s.Auths == 2 && s.Closes == 2
+		return s.Sessions == 0 && s.Auths-base.Auths == 2 && s.Closes-base.Closes == 2
 	})
 }
 
@@ -126,11 +188,11 @@ type client struct {
 	rw   io.ReadWriter // reads through the handshake's leftover buffer
 }
 
-func dial(t *testing.T, url string) *client {
+func dialWith(t *testing.T, d ws.Dialer, url string) *client {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
-	conn, br, _, err := ws.Dial(ctx, url)
+	conn, br, _, err := d.Dial(ctx, url)
 	if err != nil {
 		t.Fatalf("dial %s: %v", url, err)
 	}

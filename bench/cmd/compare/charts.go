@@ -25,6 +25,8 @@ type figure struct {
 	scale               float64 // multiplies every value (units)
 	groups              []struct{ label, metric string }
 	values              bool // print each median above its bar (a bar of 0 is otherwise invisible)
+	// retitle, if set, gives the title from the parts found (what their arguments say).
+	retitle func(t *tab) string
 }
 
 func fig(file, title, ylabel, part string, scale float64, groups ...string) figure {
@@ -36,6 +38,8 @@ func fig(file, title, ylabel, part string, scale float64, groups ...string) figu
 }
 
 func (f figure) withValues() figure { f.values = true; return f }
+
+func (f figure) withTitle(fn func(t *tab) string) figure { f.retitle = fn; return f }
 
 // figures lists every chart compare draws.
 func figures() []figure {
@@ -53,14 +57,22 @@ func figures() []figure {
 		fig("latency.png", "Publish→receive latency at 2 messages/s", "milliseconds", "latency", 1,
 			"p50", "latency.p50", "p90", "latency.p90", "p99", "latency.p99", "p99.9", "latency.p999"),
 		fig("echo.png", "Echo round trips per second (open loop, above every server's rate)", "round trips/s", "echo", 1,
-			"round trips/s", "echo.per_sec").withValues(),
+			"round trips/s", "echo.per_sec").withValues().withTitle(func(t *tab) string {
+			if slices.Contains(t.args("echo"), "-inflight") {
+				return "Echo round trips per second (closed loop)"
+			}
+			return "Echo round trips per second (open loop, above every server's rate)"
+		}),
+		fig("echocpu.png", "CPU per echo round trip (closed loop)", "µs of CPU per round trip", "echo", 1,
+			"server", "echo.server_cpu_us", "loadgen", "echo.loadgen_cpu_us").withValues(),
 		fig("losses.png", "Losses: messages lost, requests unanswered, connections closed by the server", "count", "", 1,
 			"fan-out lost", "fanout.lost", "fan-out subs closed", "fanout.closed",
 			"W=16 lost", "window16.lost", "W=16 subs closed", "window16.closed",
 			"2 msg/s lost", "latency.lost", "echo lost", "echo.lost", "echo unanswered", "echo.unanswered",
 			"echo conns closed", "echo.server_closed",
 			"2 KiB lost", "fanout2k.lost", "2 KiB subs closed", "fanout2k.closed",
-			"2 KiB deflate lost", "fanoutz.lost", "2 KiB deflate subs closed", "fanoutz.closed").withValues(),
+			"2 KiB deflate lost", "fanoutz.lost", "2 KiB deflate subs closed", "fanoutz.closed",
+			"wss lost", "fanouttls.lost", "wss subs closed", "fanouttls.closed").withValues(),
 		fig("connect.png", "Connect rate (200 handshakes in flight)", "handshakes/s", "connect", 1,
 			"handshakes/s", "connect.per_sec").withValues(),
 		fig("abuse.png", "Healthy echo round trip beside 32 flooders, 4 non-readers, 2 ping floods, 2 churners", "milliseconds", "abuse", 1,
@@ -73,6 +85,10 @@ func figures() []figure {
 			"plain", "fanout2k.wire_bytes", "permessage-deflate", "fanoutz.wire_bytes").withValues(),
 		fig("memoryz.png", "RSS per idle connection, without and with deflate", "bytes per connection", "memoryz", 1,
 			"without", "rss_per_conn", "permessage-deflate", "memoryz.rss_per_conn").withValues(),
+		fig("memorytls.png", "Server RSS per idle connection, ws and wss (slope)", "KiB per connection", "memorytls", 1.0/1024,
+			"ws", "rss_per_conn", "wss", "memorytls.rss_per_conn").withValues(),
+		fig("fanouttls.png", "Server CPU per delivery, ws and wss (fan-out, 1 in flight)", "µs of CPU per delivery", "fanouttls", 1,
+			"ws", "fanout.cpu_us", "wss", "fanouttls.cpu_us").withValues(),
 	}
 }
 
@@ -115,13 +131,20 @@ func drawCharts(dir string, s *summary) error {
 			continue
 		}
 		var impls []string
+		known := false // a chart of nothing but "?" (metrics older runs lack) is not drawn
 		for _, impl := range s.impls {
 			if t.took(f.part, impl) {
 				impls = append(impls, impl)
+				for _, g := range f.groups {
+					known = known || s.st.get(impl, g.metric).ok()
+				}
 			}
 		}
-		if len(impls) == 0 {
+		if len(impls) == 0 || !known {
 			continue
+		}
+		if f.retitle != nil {
+			f.title = f.retitle(t)
 		}
 		if err := f.draw(filepath.Join(dir, f.file), &s.st, impls); err != nil {
 			return fmt.Errorf("%s: %w", f.file, err)
@@ -217,7 +240,9 @@ func (f figure) draw(path string, st *stats, impls []string) error {
 		if slices.Contains(unknown.Labels, "?") {
 			p.Title.Text += "  (? = not reported)"
 		}
-		if notRun {
+		if notRun && slices.Contains(tlsParts, f.part) {
+			p.Title.Text += "  (n/a: not served over wss)"
+		} else if notRun {
 			p.Title.Text += "  (n/a: no compression)"
 		}
 	}

@@ -1,7 +1,8 @@
 // Command compare runs the whole side-by-side comparison on this machine — memory per
 // idle connection, fan-out at saturation (1 and 16 messages in flight) and at a fixed
-// rate, echo round trips, connect rate, abuse, and fan-out and idle memory with
-// permessage-deflate (issue 11; not for mizu, which has none) — for every implementation
+// rate, echo round trips (closed loop), connect rate, abuse, fan-out and idle memory with
+// permessage-deflate (issue 11; not for mizu, which has none), and idle memory and
+// fan-out over wss:// (issue 14) — for every implementation
 // in bench/servers, and writes the raw results (JSON), a summary (summary.json, summary.csv), markdown
 // tables (tables.md) and PNG charts to -out.
 //
@@ -11,7 +12,7 @@
 // gives min, median and max over the runs; a figure a program did not report in some run
 // is unknown there ("?"), never zero.
 //
-//	cd bench && go run ./cmd/compare            # all five, 3 runs, ~50-55 minutes
+//	cd bench && go run ./cmd/compare            # all five, 3 runs, ~75 minutes
 //	cd bench && go run ./cmd/compare -quick     # a smoke run: small fleets, 2 runs (~10 minutes)
 //	cd bench && go run ./cmd/compare -out ../docs/benchmarks -doc ../docs/benchmarks.md
 //	                                             # the published run: tables spliced into the doc
@@ -43,7 +44,7 @@ var (
 	runs    = flag.Int("runs", 3, "interleaved runs of every part per implementation (-quick: 2 unless given)")
 	quick   = flag.Bool("quick", false, "smaller fleets and shorter windows (a smoke run, not for publishing)")
 	only    = flag.String("only", strings.Join(partNames, ","), "comma-separated parts to run (the summary reads every part found in -out)")
-	timeout = flag.Duration("timeout", 100*time.Minute, "the whole run stops after this long")
+	timeout = flag.Duration("timeout", 120*time.Minute, "the whole run stops after this long")
 	doc     = flag.String("doc", "", "markdown file whose <!-- tables.md:KEY --> … <!-- /tables.md:KEY --> blocks get the tables (e.g. ../docs/benchmarks.md)")
 )
 
@@ -56,6 +57,9 @@ type part struct {
 	// compress: the part measures permessage-deflate; implementations without it
 	// (noCompression) are not run, and their records say why (n/a in the tables).
 	compress bool
+	// tls: the part measures wss://; implementations that cannot be served over TLS
+	// (noTLS) are not run, and their records say why, as for compress.
+	tls bool
 }
 
 // noCompression names the implementations whose library has no permessage-deflate,
@@ -64,7 +68,22 @@ var noCompression = map[string]string{
 	"mizu": "mizu's live has no permessage-deflate",
 }
 
-// The sizes of a default run: about 55 minutes on a 2-core machine (bench/README.md).
+// noTLS names the implementations that cannot be served over wss://, with the reason.
+// None: every servers/<impl> serves wss with -cert and -key (bench/README.md says how).
+var noTLS = map[string]string{}
+
+// skipReason says why part p does not run impl ("" if it does).
+func skipReason(p part, impl string) string {
+	if why, no := noCompression[impl]; no && p.compress {
+		return why
+	}
+	if why, no := noTLS[impl]; no && p.tls {
+		return why
+	}
+	return ""
+}
+
+// The sizes of a default run: about 75 minutes on a 2-core machine (bench/README.md).
 // Memory: three sizes and 10 s of quiet per step (the slopes repeat within a few percent
 // with five sizes and 20 s; three points still show a bend). Fan-out and echo windows of
 // 8 s after 2 s of warm-up.
@@ -83,9 +102,11 @@ func parts() []part {
 		// Saturation with 16 messages in flight: where a server can coalesce frames.
 		{name: "window16", cmd: "fanout", args: []string{"-subs", subs, "-duration", dur, "-window", "16", "-timeout", "5m"}},
 		{name: "latency", cmd: "fanout", args: []string{"-subs", subs, "-duration", dur, "-rate", "2", "-timeout", "5m"}},
-		// Echo: open loop at a rate above what any of them sustains here, so the
-		// achieved rate is each server's throughput (with loadgen on the same 2 cores).
-		{name: "echo", cmd: "loadgen", args: []string{"-scenario", "echo", "-conns", echoConns, "-rate", "60000", "-duration", dur}},
+		// Echo (issue 13): closed loop, every connection keeps one request in flight and
+		// sends the next when the answer is back, so the rate is each server's round-trip
+		// throughput with loadgen on the same 2 cores (no -rate: loadgen ignores it with
+		// -inflight), and loadgen reports the server's CPU per round trip in the window.
+		{name: "echo", cmd: "loadgen", args: []string{"-scenario", "echo", "-conns", echoConns, "-inflight", "1", "-duration", dur}},
 		// Connect: handshakes as fast as 200 in flight allow.
 		{name: "connect", cmd: "loadgen", args: []string{"-scenario", "idle", "-conns", connects, "-duration", "1s", "-connect-rate", "100000"}},
 		// Abuse (issue 10): 100 healthy clients echoing 200 requests/s in all beside 32
@@ -100,6 +121,12 @@ func parts() []part {
 		{name: "fanout2k", cmd: "fanout", args: []string{"-subs", subs, "-duration", dur, "-frame", "2048", "-timeout", "5m"}},
 		{name: "fanoutz", cmd: "fanout", args: []string{"-subs", subs, "-duration", dur, "-frame", "2048", "-compress", "-timeout", "5m"}, compress: true},
 		{name: "memoryz", cmd: "memslope", args: []string{"-sizes", sizes, "-quiesce", quiesce, "-compress", "-timeout", "15m"}, compress: true},
+		// wss:// (issue 14): memory per idle connection and fan-out (1 in flight, no floor)
+		// with every server app serving TLS its library's way, the same sizes as memory
+		// and fanout; the clients are crypto/tls connections with a reader goroutine each
+		// (only the servers are measured).
+		{name: "memorytls", cmd: "memslope", args: []string{"-sizes", sizes, "-quiesce", quiesce, "-tls", "-timeout", "15m"}, tls: true},
+		{name: "fanouttls", cmd: "fanout", args: []string{"-subs", subs, "-duration", dur, "-tls", "-timeout", "5m"}, tls: true},
 	}
 }
 
@@ -190,7 +217,7 @@ type record struct {
 	Started  time.Time       `json:"started"`
 	Seconds  float64         `json:"seconds"`
 	Error    string          `json:"error,omitempty"`
-	Skipped  string          `json:"skipped,omitempty"` // not run, and why (a compression part, a library without it)
+	Skipped  string          `json:"skipped,omitempty"` // not run, and why (a compression or wss part, a library without it)
 	Result   json.RawMessage `json:"result,omitempty"`  // the program's own JSON for this implementation
 }
 
@@ -229,7 +256,7 @@ func runPart(ctx context.Context, bin string, p part) ([]record, error) {
 	}
 	var names, skipped []string
 	for _, impl := range implList() {
-		if _, no := noCompression[impl]; no && p.compress {
+		if skipReason(p, impl) != "" {
 			skipped = append(skipped, impl)
 			continue
 		}
@@ -241,7 +268,7 @@ func runPart(ctx context.Context, bin string, p part) ([]record, error) {
 	var recs []record
 	for r := 1; r <= *runs; r++ {
 		for _, impl := range skipped {
-			recs = append(recs, record{Run: r, Impl: impl, Skipped: noCompression[impl]})
+			recs = append(recs, record{Run: r, Impl: impl, Skipped: skipReason(p, impl)})
 		}
 		for pos, impl := range order(names, r) {
 			if err := ctx.Err(); err != nil {
@@ -334,7 +361,7 @@ func runLoadgen(ctx context.Context, bin, exe string, p part, impl, report strin
 	if err != nil {
 		return nil, err
 	}
-	args := append([]string{"-url", "ws://" + srv.Addr + "/ws", "-json", report}, p.args...)
+	args := append([]string{"-url", srv.URL(), "-json", report}, p.args...)
 	err = run(ctx, exe, args...)
 	srv.Stop(2 * time.Second)
 	if err != nil {

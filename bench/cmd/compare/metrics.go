@@ -9,6 +9,7 @@ package main
 var units = map[string]string{
 	"rss_per_conn": "bytes", "heap_stack_per_conn": "bytes", "goroutines_per_conn": "", "fds_per_conn": "",
 	"echo.per_sec": "1/s", "echo.p50": "ms", "echo.p99": "ms", "echo.sent": "requests",
+	"echo.server_cpu_us": "us", "echo.loadgen_cpu_us": "us",
 	"echo.lost": "messages", "echo.unanswered": "requests", "echo.failed": "connections",
 	"echo.server_closed": "connections", "echo.server_closed_by.": "connections", "echo.server_closed_by": "connections",
 	"connect.per_sec": "1/s", "connect.failed": "connections", "connect.server_closed": "connections",
@@ -19,7 +20,7 @@ var units = map[string]string{
 
 // fanoutParts are the parts measured by cmd/fanout; their metrics are named
 // "<part>.<metric>".
-var fanoutParts = []string{"fanout", "window16", "latency", "fanout2k", "fanoutz"}
+var fanoutParts = []string{"fanout", "window16", "latency", "fanout2k", "fanoutz", "fanouttls"}
 
 // compressionFanout are the fan-out parts of 2 KiB messages (issue 11), which also
 // report the bytes on the wire and how many deliveries arrived compressed.
@@ -27,6 +28,9 @@ var compressionFanout = []string{"fanout2k", "fanoutz"}
 
 // compressionParts are all the parts of issue 11's figures.
 var compressionParts = []string{"fanout2k", "fanoutz", "memoryz"}
+
+// tlsParts are the parts over wss:// (issue 14).
+var tlsParts = []string{"memorytls", "fanouttls"}
 
 func init() {
 	for _, p := range fanoutParts {
@@ -46,6 +50,9 @@ func init() {
 	for m, u := range map[string]string{"rss_per_conn": "bytes", "heap_stack_per_conn": "bytes", "goroutines_per_conn": "",
 		"fds_per_conn": "", "compressed_echoes": "connections"} {
 		units["memoryz."+m] = u
+		if m != "compressed_echoes" {
+			units["memorytls."+m] = u
+		}
 	}
 }
 
@@ -76,7 +83,12 @@ func extract(part string, r map[string]any) (map[string]float64, map[string]bool
 		put("memoryz.goroutines_per_conn", "goroutines_per_conn")
 		put("memoryz.fds_per_conn", "fds_per_conn")
 		put("memoryz.compressed_echoes", "compressed_echoes")
-	case "fanout", "window16", "latency", "fanout2k", "fanoutz":
+	case "memorytls":
+		put("memorytls.rss_per_conn", "rss_bytes_per_conn")
+		put("memorytls.heap_stack_per_conn", "heap_stack_bytes_per_conn")
+		put("memorytls.goroutines_per_conn", "goroutines_per_conn")
+		put("memorytls.fds_per_conn", "fds_per_conn")
+	case "fanout", "window16", "latency", "fanout2k", "fanoutz", "fanouttls":
 		p := part + "."
 		put(p+"per_sec", "deliveries_per_sec")
 		put(p+"cpu_us", "cpu_us_per_delivery")
@@ -105,6 +117,10 @@ func extract(part string, r map[string]any) (map[string]float64, map[string]bool
 		put("echo.p50", "load", "latency", "p50_ms")
 		put("echo.p99", "load", "latency", "p99_ms")
 		put("echo.sent", "load", "sent")
+		// Closed loop (issue 13): CPU per round trip in the load window; an older loadgen
+		// did not measure it, and the tables show "–".
+		put("echo.server_cpu_us", "load", "server_cpu_us_per_delivery")
+		put("echo.loadgen_cpu_us", "load", "loadgen_cpu_us_per_delivery")
 		put("echo.lost", "load", "lost")
 		put("echo.unanswered", "load", "unanswered")
 		put("echo.failed", "connections", "failed")

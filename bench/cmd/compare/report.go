@@ -13,13 +13,15 @@ import (
 )
 
 // partNames is every part, in the order of the tables.
-var partNames = []string{"memory", "fanout", "window16", "latency", "echo", "connect", "abuse", "fanout2k", "fanoutz", "memoryz"}
+var partNames = []string{"memory", "fanout", "window16", "latency", "echo", "connect", "abuse", "fanout2k", "fanoutz", "memoryz",
+	"memorytls", "fanouttls"}
 
 // summary is what the report is made of: every part file found in -out.
 type summary struct {
 	Parts  []meta    `json:"parts"`
 	Failed []failure `json:"failed_runs"` // program runs that failed: their figures are unknown
-	// Skipped are the implementations a part did not run (a library without compression):
+	// Skipped are the implementations a part did not run (a library without compression,
+	// or that cannot be served over wss):
 	// n/a in its tables and charts, with the reason.
 	Skipped []skip   `json:"skipped,omitempty"`
 	Stats   []Stat   `json:"stats"`

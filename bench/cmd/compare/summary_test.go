@@ -144,8 +144,8 @@ func TestReportOfCommittedRun(t *testing.T) {
 	dir := t.TempDir()
 	for _, part := range partNames {
 		b, err := os.ReadFile(filepath.Join(src, part+".json"))
-		if errors.Is(err, fs.ErrNotExist) && slices.Contains(compressionParts, part) {
-			continue // not published yet: their tables are left out (TestCompressionParts)
+		if errors.Is(err, fs.ErrNotExist) && (slices.Contains(compressionParts, part) || slices.Contains(tlsParts, part)) {
+			continue // not published yet: their tables are left out (TestCompressionParts, TestTLSParts)
 		}
 		if err != nil {
 			t.Fatal(err)
@@ -188,6 +188,26 @@ func TestReportOfCommittedRun(t *testing.T) {
 		for _, impl := range impls {
 			st := s.st.get(impl, metric)
 			if _, no := noCompression[impl]; no && part != "fanout2k" {
+				if st.Known != 0 || s.st.why(metric, impl) == "" {
+					t.Errorf("%s %s: want n/a with a reason, got %+v", impl, metric, st)
+				}
+				continue
+			}
+			if st.Known != 3 {
+				t.Errorf("%s %s is not known from every run: %+v", impl, metric, st)
+			}
+		}
+	}
+	// Likewise the wss parts, for every server (noTLS is empty: all five serve wss).
+	for _, metric := range []string{"memorytls.rss_per_conn", "memorytls.goroutines_per_conn", "fanouttls.cpu_us",
+		"fanouttls.per_sec", "fanouttls.lost", "fanouttls.closed"} {
+		part, _, _ := strings.Cut(metric, ".")
+		if !slices.ContainsFunc(s.Parts, func(m meta) bool { return m.Part == part }) {
+			continue
+		}
+		for _, impl := range impls {
+			st := s.st.get(impl, metric)
+			if _, no := noTLS[impl]; no {
 				if st.Known != 0 || s.st.why(metric, impl) == "" {
 					t.Errorf("%s %s: want n/a with a reason, got %+v", impl, metric, st)
 				}

@@ -68,10 +68,15 @@ func sections(s *summary) []section {
 		})
 	}
 	if t.has("echo") {
-		add("echo", "Echo round trips, open loop (loadgen -scenario echo)", func() {
-			t.head("round trips/s", "p50", "p99", "requests sent", "lost", "unanswered", "conns closed by server", "closed by reason")
-			t.rows("echo", col("echo.per_sec", intFmt), col("echo.p50", msFmt), col("echo.p99", msFmt), col("echo.sent", intFmt),
+		add("echo", echoTitle(t), func() {
+			t.head("round trips/s", "p50", "p99", "server CPU/round trip µs", "requests sent", "lost", "unanswered",
+				"conns closed by server", "closed by reason")
+			t.rows("echo", col("echo.per_sec", intFmt), col("echo.p50", msFmt), col("echo.p99", msFmt),
+				sinceCol("echo.server_cpu_us", "echo.per_sec", fixed(2)), col("echo.sent", intFmt),
 				col("echo.lost", intFmt), col("echo.unanswered", intFmt), col("echo.server_closed", intFmt), byReason)
+			if t.anyDash("echo", "echo.server_cpu_us", "echo.per_sec") {
+				t.b.WriteString("\n– : not measured; the loadgen of that run did not report CPU per round trip (it does since the closed loop, issue 13).\n")
+			}
 		})
 	}
 	if t.has("connect") {
@@ -90,6 +95,7 @@ func sections(s *summary) []section {
 		})
 	}
 	compressionSections(t, add)
+	tlsSections(t, add)
 	add("losses", "Losses: every server, every part (messages lost, requests unanswered, connections closed by the server)",
 		func() { losses(t) })
 	add("failed", "Failed program runs (their figures are unknown in the tables)", func() {
@@ -128,7 +134,7 @@ func losses(t *tab) {
 		heads = append(heads, "abuse: healthy lost", "abuse: healthy closed by server")
 		cols = append(cols, col("abuse.lost", intFmt), col("abuse.server_closed", intFmt))
 	}
-	for _, p := range []struct{ name, label string }{{"fanout2k", "2 KiB plain"}, {"fanoutz", "2 KiB compressed"}} {
+	for _, p := range []struct{ name, label string }{{"fanout2k", "2 KiB plain"}, {"fanoutz", "2 KiB compressed"}, {"fanouttls", "wss fan-out"}} {
 		if t.has(p.name) {
 			heads = append(heads, p.label+" lost", p.label+" subs closed")
 			cols = append(cols, col(p.name+".lost", intFmt), col(p.name+".closed", intFmt))
@@ -195,6 +201,60 @@ func byReason(st *stats, impl string) string {
 	}
 	slices.Sort(parts)
 	return strings.Join(parts, ", ")
+}
+
+// echoTitle names the echo part's load: closed loop with -inflight N, as since issue
+// 13, or open loop, as the runs before it.
+func echoTitle(t *tab) string {
+	args := t.args("echo")
+	if i := slices.Index(args, "-inflight"); i >= 0 && i+1 < len(args) {
+		conns := "?"
+		if j := slices.Index(args, "-conns"); j >= 0 && j+1 < len(args) {
+			conns = args[j+1]
+			if n, err := strconv.Atoi(conns); err == nil {
+				conns = intFmt(float64(n))
+			}
+		}
+		inflight := args[i+1] + " requests"
+		if args[i+1] == "1" {
+			inflight = "one request"
+		}
+		return fmt.Sprintf("Echo round trips, closed loop: %s connections, %s in flight each (loadgen -scenario echo -inflight %s)",
+			conns, inflight, args[i+1])
+	}
+	return "Echo round trips, open loop (loadgen -scenario echo)"
+}
+
+// args are the part's arguments as its file records them (nil if it is not in -out).
+func (t *tab) args(part string) []string {
+	for _, m := range t.s.Parts {
+		if m.Part == part {
+			return m.Args
+		}
+	}
+	return nil
+}
+
+// sinceCol is col for a metric that older programs did not report: "–" when no run of
+// impl reported it though its runs did report base (the program predates the metric),
+// "?" when they reported nothing at all (failed runs).
+func sinceCol(metric, base string, format func(float64) string) column {
+	return func(st *stats, impl string) string {
+		if !st.get(impl, metric).ok() && st.get(impl, base).ok() {
+			return "–"
+		}
+		return col(metric, format)(st, impl)
+	}
+}
+
+// anyDash says whether sinceCol shows "–" for some implementation of part.
+func (t *tab) anyDash(part, metric, base string) bool {
+	for _, impl := range t.s.impls {
+		if t.took(part, impl) && !t.s.st.get(impl, metric).ok() && t.s.st.get(impl, base).ok() {
+			return true
+		}
+	}
+	return false
 }
 
 func (t *tab) has(part string) bool {

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"strconv"
@@ -13,6 +14,8 @@ import (
 	"github.com/gobwas/ws"
 
 	"github.com/livepoll/livepoll/bench/internal/harness"
+	"github.com/livepoll/livepoll/bench/internal/tlscert"
+	"github.com/livepoll/livepoll/bench/internal/tlsfleet"
 	"github.com/livepoll/livepoll/internal/hist"
 	"github.com/livepoll/livepoll/internal/proc"
 	"github.com/livepoll/livepoll/internal/srvstats"
@@ -59,10 +62,14 @@ func latencyOf(h *hist.Hist) Latency {
 
 const ring = 1 << 16 // completion counters, by seq modulo ring
 
+// loopState is what one share of the subscribers counts: those of one wsfleet loop
+// (ws://), or of one shard of the tlsfleet (wss://, whose connections each have their
+// reader goroutine, so handlers run concurrently: hist is under mu).
 type loopState struct {
-	loop       *wsfleet.Loop
-	hist       hist.Hist // owned by the loop goroutine
-	z          inflater  // owned by the loop goroutine
+	loop       *wsfleet.Loop // nil with -tls
+	mu         sync.Mutex    // guards hist
+	hist       hist.Hist
+	z          inflater // owned by the loop goroutine (-compress, never with -tls)
 	deliveries atomic.Int64
 	frameBytes atomic.Int64
 	wireBytes  atomic.Int64
@@ -77,74 +84,111 @@ func runClient() error {
 	maxFD, _ := proc.RaiseNOFILE()
 	n := *subs
 	url := "ws://" + *addrFlag + "/ws"
+	if *useTLS {
+		url = "wss://" + *addrFlag + "/ws"
+	}
 	var (
 		counts                 [ring]atomic.Int32
 		measureFrom, measureTo atomic.Int64
 		done                   = make(chan int64, 4096)
-		conns                  = make([]*wsfleet.Conn, n)
+		conns                  = make([]*wsfleet.Conn, n)  // ws://
+		tconns                 = make([]*tlsfleet.Conn, n) // wss://
 		loops                  []*loopState
+		fleet                  *tlsfleet.Fleet // wss://
 		wg                     sync.WaitGroup
 	)
 	measureFrom.Store(1<<63 - 1)
 	measureTo.Store(1<<63 - 1)
-	for range 2 {
-		st := &loopState{}
-		handler := func(c *wsfleet.Conn, p []byte) {
-			if c.ID < 0 {
-				return // the publisher's connection
-			}
-			wire := frameLen(len(p))
-			p, compressed, err := st.z.message(p)
-			if err != nil {
-				st.bad.Add(1)
-				return
-			}
-			seq, ts, ok := parseSeqTS(p)
-			if !ok {
-				st.bad.Add(1)
-				return
-			}
-			now := time.Now().UnixNano()
-			switch {
-			case seq == c.Seq+1:
-			case seq > c.Seq+1:
-				c.Lost += seq - c.Seq - 1
-			default:
-				c.Dup++
-				return
-			}
-			c.Seq = seq
-			st.deliveries.Add(1)
-			st.wireBytes.Add(int64(wire))
-			if compressed {
-				st.compressed.Add(1)
-			}
-			if st.frameBytes.Load() == 0 {
-				st.frameBytes.Store(int64(frameLen(len(p))))
-			}
-			if ts >= measureFrom.Load() && ts < measureTo.Load() {
-				st.hist.Record(now - ts)
-			}
-			if counts[seq%ring].Add(1) == int32(n) {
-				select {
-				case done <- seq:
-				default:
-				}
-			}
-		}
-		l, err := wsfleet.NewLoop(int(maxFD), handler)
+	// onMessage counts one delivered message p of subscriber id, whose bookkeeping is
+	// seq, lost and dup; it runs on the goroutine that reads that subscriber.
+	onMessage := func(st *loopState, seqp, lostp, dupp *int64, p []byte) {
+		wire := frameLen(len(p))
+		p, compressed, err := st.z.message(p)
 		if err != nil {
-			return err
+			st.bad.Add(1)
+			return
 		}
-		st.loop = l
-		loops = append(loops, st)
-		wg.Go(l.Run)
+		seq, ts, ok := parseSeqTS(p)
+		if !ok {
+			st.bad.Add(1)
+			return
+		}
+		now := time.Now().UnixNano()
+		switch {
+		case seq == *seqp+1:
+		case seq > *seqp+1:
+			*lostp += seq - *seqp - 1
+		default:
+			*dupp++
+			return
+		}
+		*seqp = seq
+		st.deliveries.Add(1)
+		st.wireBytes.Add(int64(wire))
+		if compressed {
+			st.compressed.Add(1)
+		}
+		if st.frameBytes.Load() == 0 {
+			st.frameBytes.Store(int64(frameLen(len(p))))
+		}
+		if ts >= measureFrom.Load() && ts < measureTo.Load() {
+			st.mu.Lock()
+			st.hist.Record(now - ts)
+			st.mu.Unlock()
+		}
+		if counts[seq%ring].Add(1) == int32(n) {
+			select {
+			case done <- seq:
+			default:
+			}
+		}
+	}
+	if *useTLS {
+		// A few shards, so that concurrent readers seldom wait for one histogram.
+		for range 8 {
+			loops = append(loops, &loopState{})
+		}
+		fleet = tlsfleet.New(func(c *tlsfleet.Conn, f wsfleet.Frame) {
+			if c.ID >= 0 { // not the publisher's connection
+				onMessage(loops[c.ID%len(loops)], &c.Seq, &c.Lost, &c.Dup, f.Payload)
+			}
+		})
+	} else {
+		for range 2 {
+			st := &loopState{}
+			l, err := wsfleet.NewLoop(int(maxFD), func(c *wsfleet.Conn, p []byte) {
+				if c.ID >= 0 { // not the publisher's connection
+					onMessage(st, &c.Seq, &c.Lost, &c.Dup, p)
+				}
+			})
+			if err != nil {
+				return err
+			}
+			st.loop = l
+			loops = append(loops, st)
+			wg.Go(l.Run)
+		}
 	}
 	closedConns := func() (c int64) {
+		if fleet != nil {
+			return fleet.Closed.Load()
+		}
 		for _, st := range loops {
 			c += st.loop.Closed.Load()
 		}
 		return c
+	}
+	lastErr := func() error {
+		if fleet != nil {
+			return fleet.LastErr()
+		}
+		var last error
+		for _, st := range loops {
+			if e := st.loop.LastErr(); e != nil {
+				last = e
+			}
+		}
+		return last
 	}
 	deliveries := func() (d int64) {
 		for _, st := range loops {
@@ -155,13 +199,24 @@ func runClient() error {
 
 	subscribe := []byte(`{"topic":"subscribe","data":{"topic":"fan"}}`)
 	var err error
-	if *compress {
+	var tlsConfig *tls.Config
+	switch {
+	case *useTLS:
+		if tlsConfig, err = tlscert.LoadClientConfig(*caFile); err != nil {
+			return err
+		}
+		err = fleet.DialMany(context.Background(), tlsfleet.DialSpec{
+			URL: url, Config: tlsConfig, From: 0, To: n, Concurrency: *dialConc, Rate: *dialRate,
+			First:  func(int) []byte { return subscribe },
+			Opened: func(c *tlsfleet.Conn) error { tconns[c.ID] = c; return nil },
+		})
+	case *compress:
 		err = dialCompressing(context.Background(), url, n, *dialConc, *dialRate, subscribe, func(i, fd int, leftover []byte) error {
 			c := &wsfleet.Conn{FD: fd, ID: i}
 			conns[i] = c
 			return loops[i%len(loops)].loop.Add(c, leftover)
 		})
-	} else {
+	default:
 		err = wsfleet.DialMany(context.Background(), wsfleet.DialSpec{
 			URL: url, From: 0, To: n, Concurrency: *dialConc, Rate: *dialRate,
 			First: func(int) []byte { return subscribe },
@@ -175,16 +230,31 @@ func runClient() error {
 	if err != nil {
 		return err
 	}
-	if _, err := harness.WaitSessions(*addrFlag, int64(n), time.Minute); err != nil {
+	if _, err := harness.WaitSessions(*statsAddr, int64(n), time.Minute); err != nil {
 		return err
 	}
-	pubFD, leftover, err := wsfleet.Dial(context.Background(), url, wsfleet.SourceIPs[0], nil)
-	if err != nil {
-		return fmt.Errorf("publisher: %w", err)
+	var pubConn interface {
+		Write(b []byte, timeout time.Duration) error
+		Closed() bool
 	}
-	pubConn := &wsfleet.Conn{FD: pubFD, ID: -1}
-	if err := loops[0].loop.Add(pubConn, leftover); err != nil {
-		return err
+	if fleet != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		c, err := fleet.Dial(ctx, url, wsfleet.SourceIPs[0], tlsConfig, -1, nil)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("publisher: %w", err)
+		}
+		pubConn = c
+	} else {
+		pubFD, leftover, err := wsfleet.Dial(context.Background(), url, wsfleet.SourceIPs[0], nil)
+		if err != nil {
+			return fmt.Errorf("publisher: %w", err)
+		}
+		c := &wsfleet.Conn{FD: pubFD, ID: -1}
+		if err := loops[0].loop.Add(c, leftover); err != nil {
+			return err
+		}
+		pubConn = c
 	}
 	fmt.Println("READY")
 
@@ -252,7 +322,7 @@ func runClient() error {
 			break
 		}
 		if pubConn.Closed() {
-			return fmt.Errorf("publisher connection closed: %v", loops[0].loop.LastErr())
+			return fmt.Errorf("publisher connection closed: %v", lastErr())
 		}
 		if *rate > 0 {
 			next := start.Add(time.Duration(float64(seq) / *rate * float64(time.Second)))
@@ -298,8 +368,13 @@ func runClient() error {
 			break
 		}
 	}
+	if fleet != nil {
+		fleet.Stop()
+	}
 	for _, st := range loops {
-		st.loop.Stop()
+		if st.loop != nil {
+			st.loop.Stop()
+		}
 	}
 	wg.Wait()
 
@@ -308,29 +383,38 @@ func runClient() error {
 	res.Closed = closedConns()
 	var h hist.Hist
 	var wireTotal int64
+	if e := lastErr(); e != nil && res.Closed > 0 {
+		res.CloseErr = fmt.Sprint(e)
+	}
 	for _, st := range loops {
 		h.Merge(&st.hist)
 		res.FrameBytes = max(res.FrameBytes, int(st.frameBytes.Load()))
 		wireTotal += st.wireBytes.Load()
 		res.Compressed += st.compressed.Load()
-		if e := st.loop.LastErr(); e != nil && res.Closed > 0 {
-			res.CloseErr = fmt.Sprint(e)
-		}
 		if b := st.bad.Load(); b > 0 {
 			res.CloseErr += fmt.Sprintf(" (%d unparsable messages)", b)
 		}
 	}
-	accounts := make([]account, len(conns))
-	for i, c := range conns {
-		accounts[i] = account{seq: c.Seq, lost: c.Lost, dup: c.Dup, closed: c.Closed()}
+	accounts := make([]account, n)
+	for i := range n {
+		if c := tconns[i]; c != nil {
+			accounts[i] = account{seq: c.Seq, lost: c.Lost, dup: c.Dup, closed: c.Closed()}
+		} else if c := conns[i]; c != nil {
+			accounts[i] = account{seq: c.Seq, lost: c.Lost, dup: c.Dup, closed: c.Closed()}
+		}
 	}
 	res.Lost, res.LostClosed, res.Dup = tally(seq, accounts)
 	res.Latency = latencyOf(&h)
 	if res.Total > 0 {
 		res.WireBytes = float64(wireTotal) / float64(res.Total)
 	}
+	if fleet != nil {
+		fleet.CloseAll()
+	}
 	for _, st := range loops {
-		st.loop.CloseAll()
+		if st.loop != nil {
+			st.loop.CloseAll()
+		}
 	}
 	b, _ := json.Marshal(res)
 	fmt.Printf("RESULT %s\n", b)

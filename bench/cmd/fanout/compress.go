@@ -15,6 +15,7 @@ import (
 	"github.com/gobwas/ws/wsflate"
 
 	"github.com/livepoll/livepoll/bench/internal/harness"
+	"github.com/livepoll/livepoll/bench/internal/tlscert"
 	"github.com/livepoll/livepoll/internal/wsfleet"
 )
 
@@ -24,12 +25,17 @@ import (
 // took on the wire. The client fleet (internal/wsfleet) does not offer extensions, so the
 // subscribers are dialed here and only then handed to its loops.
 
-// startServer starts the server app, with -compress when asked.
-func startServer(bin, logPath string) (*harness.Server, error) {
+// startServer starts the server app, with -compress when asked, serving wss:// with
+// cert when it is not nil (-tls).
+func startServer(bin, logPath string, cert *tlscert.Files) (*harness.Server, error) {
+	var extra []string
 	if *compress {
-		return harness.StartServer(bin, logPath, *timeout, "-compress")
+		extra = append(extra, "-compress")
 	}
-	return harness.StartServer(bin, logPath, *timeout)
+	if cert != nil {
+		return harness.StartTLSServer(bin, logPath, *timeout, *cert, extra...)
+	}
+	return harness.StartServer(bin, logPath, *timeout, extra...)
 }
 
 // dialCompressing opens subscribers [0, n) offering permessage-deflate, at most conc

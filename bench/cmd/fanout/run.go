@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/livepoll/livepoll/bench/internal/harness"
+	"github.com/livepoll/livepoll/bench/internal/tlscert"
 	"github.com/livepoll/livepoll/internal/proc"
 )
 
@@ -44,6 +46,9 @@ type Result struct {
 }
 
 func run() error {
+	if *useTLS && *compress {
+		return errors.New("-tls with -compress is not supported")
+	}
 	benchDir, err := harness.BenchDir()
 	if err != nil {
 		return err
@@ -53,6 +58,14 @@ func run() error {
 		return err
 	}
 	defer os.RemoveAll(tmp)
+	var cert *tlscert.Files
+	if *useTLS {
+		_, files, err := tlscert.Make(tmp, "fanout")
+		if err != nil {
+			return err
+		}
+		cert = &files
+	}
 	self, err := os.Executable()
 	if err != nil {
 		return err
@@ -60,6 +73,9 @@ func run() error {
 	mode := fmt.Sprintf("closed loop, window %d", *window)
 	if *rate > 0 {
 		mode = fmt.Sprintf("open loop, %g msg/s", *rate)
+	}
+	if *useTLS {
+		mode += ", wss:// (the floor: raw TCP)"
 	}
 	log.Printf("fanout: %d subscribers, %s, %v measured after %v warm-up", *subs, mode, *duration, *warmup)
 
@@ -70,7 +86,7 @@ func run() error {
 			continue
 		}
 		r := Result{Impl: impl}
-		if err := runImpl(benchDir, tmp, self, impl, &r); err != nil {
+		if err := runImpl(benchDir, tmp, self, impl, cert, &r); err != nil {
 			r.Error = err.Error()
 			log.Printf("%s: FAILED: %v", impl, err)
 		}
@@ -96,7 +112,8 @@ func childArgs(role string, extra ...string) []string {
 	args := []string{"-role", role, "-subs", strconv.Itoa(*subs), "-window", strconv.Itoa(*window),
 		"-rate", strconv.FormatFloat(*rate, 'g', -1, 64), "-duration", duration.String(),
 		"-warmup", warmup.String(), "-frame", strconv.Itoa(*frame), "-dial-rate", strconv.Itoa(*dialRate),
-		"-dial-conc", strconv.Itoa(*dialConc), "-timeout", timeout.String(), "-compress=" + strconv.FormatBool(*compress)}
+		"-dial-conc", strconv.Itoa(*dialConc), "-timeout", timeout.String(), "-compress=" + strconv.FormatBool(*compress),
+		"-tls=" + strconv.FormatBool(*useTLS)}
 	return append(args, extra...)
 }
 
@@ -160,7 +177,7 @@ func (r *Result) setWindow(a, b cpuMark) {
 	r.OtherCPUNs = b.machine.Busy - a.machine.Busy - r.ServerCPUNs - r.PeerCPUNs - r.SoftirqCPUNs
 }
 
-func runImpl(benchDir, tmp, self, impl string, r *Result) error {
+func runImpl(benchDir, tmp, self, impl string, cert *tlscert.Files, r *Result) error {
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
 	log.Printf("%s: building", impl)
@@ -168,20 +185,24 @@ func runImpl(benchDir, tmp, self, impl string, r *Result) error {
 	if err != nil {
 		return err
 	}
-	srv, err := startServer(bin, filepath.Join(tmp, impl+"-server.log"))
+	srv, err := startServer(bin, filepath.Join(tmp, impl+"-server.log"), cert)
 	if err != nil {
 		return err
 	}
 	defer srv.Stop(5 * time.Second)
 	fail := func(err error) error {
-		s, serr := harness.FetchStats(srv.Addr, false)
+		s, serr := harness.FetchStats(srv.StatsAddr, false)
 		state := fmt.Sprintf("server /stats: sessions %d auths %d closes %d goroutines %d", s.Sessions, s.Auths, s.Closes, s.Goroutines)
 		if serr != nil {
 			state = fmt.Sprintf("server /stats: %v (exited: %v)", serr, srv.Exited())
 		}
 		return fmt.Errorf("%w\n%s\nserver stderr (tail):\n%s", err, state, srv.LogTail(15))
 	}
-	client, lines, err := startWithStdout(self, childArgs("client", "-addr", srv.Addr), filepath.Join(tmp, impl+"-client.log"))
+	args := childArgs("client", "-addr", srv.Addr, "-stats-addr", srv.StatsAddr)
+	if cert != nil {
+		args = append(args, "-ca", cert.Cert)
+	}
+	client, lines, err := startWithStdout(self, args, filepath.Join(tmp, impl+"-client.log"))
 	if err != nil {
 		return err
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/gobwas/ws"
 
 	"github.com/livepoll/livepoll/bench/internal/harness"
+	"github.com/livepoll/livepoll/bench/internal/tlscert"
 	"github.com/livepoll/livepoll/internal/wsfleet"
 )
 
@@ -18,12 +19,17 @@ import (
 // every session has negotiated compression and been through the server's compression
 // path once before the fleet idles and the server is sampled.
 
-// startServer starts the server app, with -compress when asked.
-func startServer(bin, logPath string) (*harness.Server, error) {
+// startServer starts the server app, with -compress when asked, serving wss:// with
+// cert when it is not nil (-tls).
+func startServer(bin, logPath string, cert *tlscert.Files) (*harness.Server, error) {
+	var extra []string
 	if *compress {
-		return harness.StartServer(bin, logPath, *timeout, "-compress")
+		extra = append(extra, "-compress")
 	}
-	return harness.StartServer(bin, logPath, *timeout)
+	if cert != nil {
+		return harness.StartTLSServer(bin, logPath, *timeout, *cert, extra...)
+	}
+	return harness.StartServer(bin, logPath, *timeout, extra...)
 }
 
 // echoMessage is connection i's echo request: 2 KiB or so of JSON that compresses about

@@ -17,6 +17,13 @@
 // With -compress every client negotiates permessage-deflate and has one ~2 KiB echo
 // reply compressed by the server before it idles (compress.go), so the slope is that of
 // an idle session with compression negotiated and used once.
+//
+// With -tls the server app serves wss:// (its -cert and -key: a self-signed ECDSA P-256
+// certificate made at start in the temporary directory, served each library's own way,
+// bench/README.md) and /stats as plain HTTP on its -stats-addr; the clients dial wss://
+// with crypto/tls (TLS 1.3, ALPN http/1.1, trusting that certificate) through
+// internal/tlsfleet: one reader goroutine and a tls.Conn per client connection, in the
+// client process, so the server's figures are those of idle wss sessions.
 package main
 
 import (
@@ -41,6 +48,8 @@ import (
 
 	"github.com/livepoll/livepoll/bench/internal/harness"
 	"github.com/livepoll/livepoll/bench/internal/slope"
+	"github.com/livepoll/livepoll/bench/internal/tlscert"
+	"github.com/livepoll/livepoll/bench/internal/tlsfleet"
 	"github.com/livepoll/livepoll/internal/proc"
 	"github.com/livepoll/livepoll/internal/srvstats"
 	"github.com/livepoll/livepoll/internal/wsfleet"
@@ -56,8 +65,10 @@ var (
 	quiesce    = flag.Duration("quiesce", 20*time.Second, "idle time before sampling a step, so worker pools grown by the connection burst can shrink")
 	timeout    = flag.Duration("timeout", 10*time.Minute, "the whole run stops after this long")
 	compress   = flag.Bool("compress", false, "run the server apps with -compress; every client offers permessage-deflate, which must be accepted, and gets one ~2 KiB echo reply compressed before idling (not mizu, which does not compress)")
+	useTLS     = flag.Bool("tls", false, "serve wss:// (each server app with -cert and -key, a self-signed ECDSA P-256 certificate made at start) and dial it with crypto/tls clients")
 	clientMode = flag.Bool("client-mode", false, "internal: run as the client fleet child process")
 	serverURL  = flag.String("url", "", "internal: the server's WebSocket URL (client mode)")
+	caFile     = flag.String("ca", "", "internal: the certificate the wss:// clients trust (client mode)")
 )
 
 func main() {
@@ -113,6 +124,9 @@ func run() error {
 		}
 		ns = append(ns, n)
 	}
+	if *useTLS && *compress {
+		return errors.New("-tls with -compress is not supported")
+	}
 	benchDir, err := harness.BenchDir()
 	if err != nil {
 		return err
@@ -122,6 +136,14 @@ func run() error {
 		return err
 	}
 	defer os.RemoveAll(tmp)
+	var cert *tlscert.Files
+	if *useTLS {
+		_, files, err := tlscert.Make(tmp, "memslope")
+		if err != nil {
+			return err
+		}
+		cert = &files
+	}
 
 	var results []Result
 	for impl := range strings.SplitSeq(*impls, ",") {
@@ -131,7 +153,7 @@ func run() error {
 		}
 		log.Printf("%s: building", impl)
 		r := Result{Impl: impl}
-		if err := measure(benchDir, tmp, impl, ns, &r); err != nil {
+		if err := measure(benchDir, tmp, impl, ns, cert, &r); err != nil {
 			r.Error = err.Error()
 			log.Printf("%s: FAILED: %v", impl, err)
 		}
@@ -147,14 +169,14 @@ func run() error {
 	return nil
 }
 
-func measure(benchDir, tmp, impl string, ns []int, r *Result) error {
+func measure(benchDir, tmp, impl string, ns []int, cert *tlscert.Files, r *Result) error {
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
 	bin, err := harness.Build(ctx, benchDir, impl, tmp)
 	if err != nil {
 		return err
 	}
-	srv, err := startServer(bin, filepath.Join(tmp, impl+"-server.log"))
+	srv, err := startServer(bin, filepath.Join(tmp, impl+"-server.log"), cert)
 	if err != nil {
 		return err
 	}
@@ -162,7 +184,7 @@ func measure(benchDir, tmp, impl string, ns []int, r *Result) error {
 	fail := func(err error) error {
 		return fmt.Errorf("%w\nserver stderr (tail):\n%s", err, srv.LogTail(15))
 	}
-	if r.Idle, err = sample(srv.Addr, 0); err != nil {
+	if r.Idle, err = sample(srv.StatsAddr, 0); err != nil {
 		return fail(err)
 	}
 
@@ -170,10 +192,13 @@ func measure(benchDir, tmp, impl string, ns []int, r *Result) error {
 	if err != nil {
 		return err
 	}
-	client, err := harness.StartPiped(self, []string{"-client-mode", "-url", "ws://" + srv.Addr + "/ws",
+	args := []string{"-client-mode", "-url", srv.URL(),
 		"-rate", strconv.Itoa(*rate), "-conc", strconv.Itoa(*conc), "-timeout", timeout.String(),
-		"-compress=" + strconv.FormatBool(*compress)},
-		filepath.Join(tmp, impl+"-client.log"))
+		"-compress=" + strconv.FormatBool(*compress)}
+	if cert != nil {
+		args = append(args, "-tls", "-ca", cert.Cert)
+	}
+	client, err := harness.StartPiped(self, args, filepath.Join(tmp, impl+"-client.log"))
 	if err != nil {
 		return err
 	}
@@ -189,11 +214,11 @@ func measure(benchDir, tmp, impl string, ns []int, r *Result) error {
 		if err := slope.Grow(client, n, *rate); err != nil {
 			return fail(err)
 		}
-		if _, err := harness.WaitSessions(srv.Addr, int64(n), *settle); err != nil {
+		if _, err := harness.WaitSessions(srv.StatsAddr, int64(n), *settle); err != nil {
 			return fail(err)
 		}
 		time.Sleep(*quiesce)
-		st, err := sample(srv.Addr, n)
+		st, err := sample(srv.StatsAddr, n)
 		if err != nil {
 			return fail(err)
 		}
@@ -203,7 +228,7 @@ func measure(benchDir, tmp, impl string, ns []int, r *Result) error {
 		}
 		if i == len(ns)-1 && *jsonOut != "" {
 			file := strings.TrimSuffix(*jsonOut, ".json") + "." + impl + ".heap.pb.gz"
-			if err := saveHeapProfile(srv.Addr, file); err != nil {
+			if err := saveHeapProfile(srv.StatsAddr, file); err != nil {
 				r.HeapProfileError = err.Error()
 				log.Printf("%s: heap profile: %v", impl, err)
 			} else {
@@ -233,6 +258,9 @@ func sample(addr string, n int) (Step, error) {
 }
 
 func printTable(w io.Writer, results []Result, ns []int) {
+	if *useTLS {
+		fmt.Fprintln(w, "-tls: every client connection is wss:// (TLS 1.3, ECDSA P-256 certificate)")
+	}
 	if *compress {
 		fmt.Fprintln(w, "-compress: every client negotiated permessage-deflate and had one ~2 KiB echo reply compressed before idling")
 	}
@@ -269,6 +297,9 @@ func printTable(w io.Writer, results []Result, ns []int) {
 // answer pings and close frames; no goroutine waits on an idle connection.
 func runClient() error {
 	time.AfterFunc(*timeout, func() { os.Exit(2) })
+	if *useTLS {
+		return runTLSClient()
+	}
 	maxFD, _ := proc.RaiseNOFILE()
 	var loops []*wsfleet.Loop
 	var running sync.WaitGroup
@@ -358,4 +389,35 @@ func saveHeapProfile(addr, file string) error {
 		return err
 	}
 	return f.Close()
+}
+
+// runTLSClient is runClient for wss:// (-tls): the same steps and answers, through a
+// tlsfleet (a reader goroutine per connection, which answers pings and close frames).
+func runTLSClient() error {
+	config, err := tlscert.LoadClientConfig(*caFile)
+	if err != nil {
+		return err
+	}
+	fleet := tlsfleet.New(nil)
+	have := 0
+	in := bufio.NewScanner(os.Stdin)
+	for in.Scan() {
+		n, err := strconv.Atoi(strings.TrimSpace(in.Text()))
+		if err != nil {
+			return err
+		}
+		err = fleet.DialMany(context.Background(), tlsfleet.DialSpec{
+			URL: *serverURL, Config: config, From: have, To: n, Concurrency: *conc, Rate: *rate,
+			First: func(i int) []byte {
+				return fmt.Appendf(nil, `{"topic":"subscribe","data":{"topic":"room-%d"}}`, i%100)
+			},
+		})
+		if err != nil {
+			return err
+		}
+		have = n
+		fmt.Printf("ok %d closed %d\n", n, fleet.Closed.Load())
+	}
+	fleet.CloseAll()
+	return nil
 }

@@ -37,19 +37,13 @@ package main
 import (
 	"bufio"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log"
-	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -68,6 +62,7 @@ import (
 
 	"github.com/livepoll/livepoll/bench/internal/harness"
 	"github.com/livepoll/livepoll/bench/internal/slope"
+	"github.com/livepoll/livepoll/bench/internal/tlscert"
 	"github.com/livepoll/livepoll/internal/proc"
 	"github.com/livepoll/livepoll/internal/srvstats"
 	"github.com/livepoll/livepoll/internal/wsfleet"
@@ -130,10 +125,11 @@ type sessInfo struct {
 }
 
 func runServer() error {
-	cert, err := selfSigned()
+	c, err := tlscert.New("tlsmem")
 	if err != nil {
 		return err
 	}
+	cert := c.TLS
 	var tlsN, wsN atomic.Int64
 	count := func(s *live.Session, d int64) {
 		if si, _ := s.Value().(*sessInfo); si != nil {
@@ -221,30 +217,6 @@ func runServer() error {
 	go func() { errc <- srv.ServeTLS(loopLn, &tls.Config{Certificates: []tls.Certificate{cert}}) }()
 	fmt.Printf("listening ws=%s tls=%s loop=%s\n", wsLn.Addr(), tlsLn.Addr(), loopLn.Addr())
 	return <-errc
-}
-
-// selfSigned makes an ECDSA P-256 certificate for 127.0.0.1 and localhost.
-func selfSigned() (tls.Certificate, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return tls.Certificate{}, err
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(time.Now().UnixNano()),
-		Subject:               pkix.Name{CommonName: "tlsmem"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(24 * time.Hour),
-		KeyUsage:              x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		BasicConstraintsValid: true,
-		DNSNames:              []string{"localhost"},
-		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1)},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		return tls.Certificate{}, err
-	}
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, nil
 }
 
 // ---- client ----

@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/livepoll/livepoll/bench/internal/tlscert"
 	"github.com/livepoll/livepoll/internal/proc"
 	"github.com/livepoll/livepoll/internal/srvstats"
 )
@@ -145,29 +146,61 @@ func (c *Child) LogTail(n int) string {
 // Server is a started server app.
 type Server struct {
 	*Child
-	Addr string
+	Addr string // where /ws is: ws://, or wss:// when TLS
+	// StatsAddr is where /stats and /debug/pprof/ are, as plain HTTP: Addr, or with TLS
+	// the app's -stats-addr.
+	StatsAddr string
+	TLS       bool
+}
+
+// URL is the server's WebSocket URL (ws:// or wss://).
+func (s *Server) URL() string {
+	if s.TLS {
+		return "wss://" + s.Addr + "/ws"
+	}
+	return "ws://" + s.Addr + "/ws"
 }
 
 // StartServer starts a server binary on a free loopback port, with the extra arguments
 // (e.g. -compress), and waits until /stats answers. It exits by itself after exitAfter.
 func StartServer(bin, logPath string, exitAfter time.Duration, extra ...string) (*Server, error) {
+	return start(bin, logPath, exitAfter, nil, extra)
+}
+
+// StartTLSServer is StartServer for wss://: the app gets the certificate's files
+// (-cert, -key) and serves wss:// on Addr and /stats as plain HTTP on StatsAddr
+// (-stats-addr), another free loopback port.
+func StartTLSServer(bin, logPath string, exitAfter time.Duration, cert tlscert.Files, extra ...string) (*Server, error) {
+	return start(bin, logPath, exitAfter, &cert, extra)
+}
+
+func start(bin, logPath string, exitAfter time.Duration, cert *tlscert.Files, extra []string) (*Server, error) {
 	addr, err := FreePort()
 	if err != nil {
 		return nil, err
 	}
-	c, err := Start(bin, append([]string{"-addr", addr, "-exit-after", exitAfter.String()}, extra...), logPath, nil)
+	s := &Server{Addr: addr, StatsAddr: addr}
+	args := []string{"-addr", addr, "-exit-after", exitAfter.String()}
+	if cert != nil {
+		if s.StatsAddr, err = FreePort(); err != nil {
+			return nil, err
+		}
+		s.TLS = true
+		args = append(args, "-cert", cert.Cert, "-key", cert.Key, "-stats-addr", s.StatsAddr)
+	}
+	c, err := Start(bin, append(args, extra...), logPath, nil)
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{Child: c, Addr: addr}
+	s.Child = c
 	deadline := time.Now().Add(15 * time.Second)
 	for {
-		if _, err := FetchStats(addr, false); err == nil {
+		if _, err := FetchStats(s.StatsAddr, false); err == nil {
 			return s, nil
 		}
 		if c.Exited() || time.Now().After(deadline) {
 			s.Stop(time.Second)
-			return nil, fmt.Errorf("server %s %s did not come up; stderr:\n%s", bin, strings.Join(extra, " "), c.LogTail(20))
+			return nil, fmt.Errorf("server %s %s did not come up; stderr:\n%s", bin, strings.Join(args[4:], " "), c.LogTail(20))
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

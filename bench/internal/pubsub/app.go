@@ -5,12 +5,16 @@
 // the sessions count of /stats (Session), and the startup every server app
 // does (Startup, Mux; servers/livepoll and servers/mizu use these two as
 // well). Upgrading, reading, writing and broadcasting (Sender) stay in each
-// server's main.go, in its library's terms.
+// server's main.go, in its library's terms, and so does serving wss:// where the
+// library has its own way (livepoll's ServeTLS, nbio's TLS on its loop); the apps on
+// net/http serve through Listen.ListenAndServe.
 package pubsub
 
 import (
+	"crypto/tls"
 	"flag"
 	"log"
+	"net"
 	"net/http"
 	"net/http/pprof"
 	"os"
@@ -20,13 +24,43 @@ import (
 	stats "github.com/livepoll/livepoll/internal/srvstats"
 )
 
-// Startup does what every server app does first: it parses the flags -addr
-// and -exit-after, raises RLIMIT_NOFILE to its hard limit and arms the
-// exit-after timer (exit status 3). It returns the listen address.
-func Startup() (addr string) {
-	a := flag.String("addr", "127.0.0.1:8080", "listen address")
+// Listen says where a server app serves, from its flags.
+//
+// Without -cert and -key the app serves ws:// at /ws, and /stats and /debug/pprof/, as
+// plain HTTP on Addr. With them it serves wss:// on Addr (TLS with the certificate in
+// those PEM files, the library's own way: see each main.go) and the same routes as plain
+// HTTP on StatsAddr (-stats-addr, required with -cert), where the drivers read /stats
+// and heap profiles with a plain HTTP client whichever way the WebSocket side is served
+// (livepoll's ServeTLS serves WebSocket upgrades only).
+type Listen struct {
+	Addr              string // -addr
+	CertFile, KeyFile string // -cert, -key: both or neither
+	StatsAddr         string // -stats-addr: plain HTTP beside wss
+}
+
+// TLS reports whether the app serves wss://.
+func (l Listen) TLS() bool { return l.CertFile != "" }
+
+// Startup does what every server app does first: it parses the flags -addr,
+// -exit-after, -cert, -key and -stats-addr, raises RLIMIT_NOFILE to its hard limit and
+// arms the exit-after timer (exit status 3). It returns where to listen.
+func Startup() Listen {
+	var l Listen
+	flag.StringVar(&l.Addr, "addr", "127.0.0.1:8080", "listen address (ws://, or wss:// with -cert and -key)")
+	flag.StringVar(&l.CertFile, "cert", "", "serve wss:// on -addr with this PEM certificate (and -key); /stats moves to -stats-addr")
+	flag.StringVar(&l.KeyFile, "key", "", "the PEM private key of -cert")
+	flag.StringVar(&l.StatsAddr, "stats-addr", "", "with -cert: plain HTTP address for /stats and /debug/pprof/")
 	exitAfter := flag.Duration("exit-after", 0, "exit after this long (0: never); a safety net for benchmark runs")
 	flag.Parse()
+	if (l.CertFile == "") != (l.KeyFile == "") {
+		log.Fatal("-cert and -key go together")
+	}
+	if l.TLS() && l.StatsAddr == "" {
+		log.Fatal("-cert needs -stats-addr (/stats is served as plain HTTP there)")
+	}
+	if !l.TLS() && l.StatsAddr != "" {
+		log.Fatal("-stats-addr is for -cert (without TLS, /stats is on -addr)")
+	}
 	if _, err := proc.RaiseNOFILE(); err != nil {
 		log.Printf("raise RLIMIT_NOFILE: %v", err)
 	}
@@ -36,7 +70,40 @@ func Startup() (addr string) {
 			os.Exit(3)
 		})
 	}
-	return *a
+	return l
+}
+
+// ListenAndServe serves mux as the apps on net/http do (mizu, gorilla, gws): on Addr
+// with http.ListenAndServe, or, with TLS, with net/http's own TLS (http.Server.ServeTLS,
+// crypto/tls: TLS 1.3 with Go clients, ALPN http/1.1 only, HTTP/2 off, since WebSocket
+// upgrades are HTTP/1.1) and plain on StatsAddr. It returns only on an error.
+func (l Listen) ListenAndServe(mux http.Handler) error {
+	if !l.TLS() {
+		return http.ListenAndServe(l.Addr, mux)
+	}
+	ln, err := net.Listen("tcp", l.Addr)
+	if err != nil {
+		return err
+	}
+	l.ServeStats(mux)
+	srv := &http.Server{
+		Handler:   mux,
+		TLSConfig: &tls.Config{NextProtos: []string{"http/1.1"}},
+		// A non-nil TLSNextProto turns HTTP/2 off (net/http's documented switch).
+		TLSNextProto: map[string]func(*http.Server, *tls.Conn, http.Handler){},
+	}
+	return srv.ServeTLS(ln, l.CertFile, l.KeyFile)
+}
+
+// ServeStats serves mux as plain HTTP on StatsAddr, on its own goroutine (a failure
+// ends the process). Call it once the wss listener is bound: the drivers take an
+// answer on /stats to mean the app is up.
+func (l Listen) ServeStats(mux http.Handler) {
+	ln, err := net.Listen("tcp", l.StatsAddr)
+	if err != nil {
+		log.Fatalf("stats listener: %v", err)
+	}
+	go func() { log.Fatalf("stats listener: %v", http.Serve(ln, mux)) }()
 }
 
 // Mux serves ws at /ws, counters at GET /stats and GET /debug/pprof/

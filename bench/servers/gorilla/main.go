@@ -43,7 +43,7 @@ const queueSize = 256
 
 func main() {
 	compress := flag.Bool("compress", false, "negotiate permessage-deflate with clients that offer it")
-	addr := pubsub.Startup()
+	listen := pubsub.Startup()
 
 	a := &app{}
 	upgrader := websocket.Upgrader{
@@ -61,7 +61,7 @@ func main() {
 		go a.writePump(c)
 		go a.readPump(c)
 	})
-	log.Fatal(http.ListenAndServe(addr, pubsub.Mux(ws, &a.counters)))
+	log.Fatal(listen.ListenAndServe(pubsub.Mux(ws, &a.counters)))
 }
 
 // outgoing is one queued message: a reply to this connection alone (data)

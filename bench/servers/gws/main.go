@@ -44,7 +44,7 @@ import (
 
 func main() {
 	compress := flag.Bool("compress", false, "negotiate permessage-deflate with clients that offer it")
-	addr := pubsub.Startup()
+	listen := pubsub.Startup()
 
 	a := &app{}
 	upgrader := gws.NewUpgrader(a, &gws.ServerOption{
@@ -63,7 +63,7 @@ func main() {
 		socket.Session().Store(peerKey, &peer{conn: socket})
 		go socket.ReadLoop()
 	})
-	log.Fatal(http.ListenAndServe(addr, pubsub.Mux(ws, &a.counters)))
+	log.Fatal(listen.ListenAndServe(pubsub.Mux(ws, &a.counters)))
 }
 
 const peerKey = "peer" // the *peer in a connection's gws session storage

@@ -1,14 +1,19 @@
 // Command livepoll is the benchmark pub/sub app on github.com/livepoll/livepoll/live.
-// It is servers/mizu/main.go with a different import line and a -compress flag
+// It is servers/mizu/main.go with a different import line, a -compress flag
 // (Options.Compression: permessage-deflate with clients that offer it; mizu's live
-// does not compress); keep the two files identical otherwise (diff them).
+// does not compress) and its own way of serving wss:// (serve: Server.ServeTLS on the
+// listener, so wss sessions are served from the event loop, as docs/tls.md says to;
+// mizu's app serves wss with net/http's TLS, as mizu's live does); keep the two files
+// identical otherwise (diff them).
 package main
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"flag"
 	"log"
+	"net"
 	"net/http"
 	"sync/atomic"
 
@@ -20,7 +25,7 @@ import (
 
 func main() {
 	compress := flag.Bool("compress", false, "negotiate permessage-deflate with clients that offer it")
-	addr := pubsub.Startup()
+	listen := pubsub.Startup()
 
 	var counters stats.Counters
 	var server *live.Server
@@ -44,7 +49,27 @@ func main() {
 		},
 	})
 
-	log.Fatal(http.ListenAndServe(addr, pubsub.Mux(server.Handler(), &counters)))
+	log.Fatal(serve(listen, server, pubsub.Mux(server.Handler(), &counters)))
+}
+
+// serve serves ws:// as mizu's app does (Handler under net/http), or, with -cert and
+// -key, wss:// with Server.ServeTLS on a listener of -addr (crypto/tls's handshake, then
+// livepoll's record layer on the event loop; ALPN http/1.1) and mux as plain HTTP on
+// -stats-addr: ServeTLS serves WebSocket upgrades only, so /stats is there.
+func serve(listen pubsub.Listen, server *live.Server, mux *http.ServeMux) error {
+	if !listen.TLS() {
+		return listen.ListenAndServe(mux)
+	}
+	cert, err := tls.LoadX509KeyPair(listen.CertFile, listen.KeyFile)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", listen.Addr)
+	if err != nil {
+		return err
+	}
+	listen.ServeStats(mux)
+	return server.ServeTLS(ln, &tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: []string{"http/1.1"}})
 }
 
 type topicData struct {

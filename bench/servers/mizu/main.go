@@ -1,7 +1,9 @@
 // Command mizu is the benchmark pub/sub app on github.com/go-mizu/mizu/live.
-// It is servers/livepoll/main.go with a different import line and without its
-// -compress flag (mizu's live does not compress); keep the two files identical
-// otherwise (diff them).
+// It is servers/livepoll/main.go with a different import line, without its
+// -compress flag (mizu's live does not compress) and without its serve: with -cert
+// and -key this app serves wss:// with net/http's TLS (pubsub.Listen.ListenAndServe),
+// which is how mizu's live, a net/http Handler, is served over TLS; keep the two files
+// identical otherwise (diff them).
 package main
 
 import (
@@ -18,7 +20,7 @@ import (
 )
 
 func main() {
-	addr := pubsub.Startup()
+	listen := pubsub.Startup()
 
 	var counters stats.Counters
 	var server *live.Server
@@ -41,7 +43,7 @@ func main() {
 		},
 	})
 
-	log.Fatal(http.ListenAndServe(addr, pubsub.Mux(server.Handler(), &counters)))
+	log.Fatal(listen.ListenAndServe(pubsub.Mux(server.Handler(), &counters)))
 }
 
 type topicData struct {

@@ -37,6 +37,12 @@
 // write(2) of 10,000 sockets on the one publishing goroutine would use one
 // core while the other servers' writes run on all of them.
 //
+// With -cert and -key the engine serves wss:// on -addr with nbhttp's own TLS
+// (Config.AddrsTLS and Config.TLSConfig, as nbio's TLS examples and autobahn server
+// do): nbio's fork of crypto/tls (github.com/lesismal/llib/std/crypto/tls), driven by
+// the poller, non-blocking, no goroutine per connection; ALPN http/1.1. /stats is then
+// on -stats-addr, a plain address of the same engine.
+//
 // Left at their defaults: NPoller (NumCPU/4, at least 1), level-triggered
 // epoll, reading in the poller (AsyncReadInPoller false), the message
 // handler pool (OnMessage runs there, one job at a time per connection, in
@@ -53,6 +59,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/lesismal/llib/std/crypto/tls"
 	"github.com/lesismal/nbio/nbhttp"
 	"github.com/lesismal/nbio/nbhttp/websocket"
 
@@ -62,7 +69,7 @@ import (
 
 func main() {
 	compress := flag.Bool("compress", false, "negotiate permessage-deflate with clients that offer it")
-	addr := pubsub.Startup()
+	listen := pubsub.Startup()
 
 	a := &app{writers: startWriters(runtime.GOMAXPROCS(0))}
 	upgrader := websocket.NewUpgrader()
@@ -79,15 +86,27 @@ func main() {
 		}
 	})
 
-	engine := nbhttp.NewEngine(nbhttp.Config{
+	conf := nbhttp.Config{
 		Network:                 "tcp",
-		Addrs:                   []string{addr},
+		Addrs:                   []string{listen.Addr},
 		Handler:                 pubsub.Mux(ws, &a.counters),
 		IOMod:                   nbhttp.IOModNonBlocking,
 		ReleaseWebsocketPayload: true,
 		MaxWriteBufferSize:      1 << 20,
 		KeepaliveTime:           24 * time.Hour,
-	})
+	}
+	if listen.TLS() {
+		// wss:// with nbhttp's own TLS: the same engine serves -addr as a TLS address
+		// (AddrsTLS, TLSConfig: nbio's fork of crypto/tls, run on the poller) and
+		// -stats-addr as a plain one, both with the same handler.
+		cert, err := tls.LoadX509KeyPair(listen.CertFile, listen.KeyFile)
+		if err != nil {
+			log.Fatal(err)
+		}
+		conf.Addrs, conf.AddrsTLS = []string{listen.StatsAddr}, []string{listen.Addr}
+		conf.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: []string{"http/1.1"}}
+	}
+	engine := nbhttp.NewEngine(conf)
 	if err := engine.Start(); err != nil {
 		log.Fatal(err)
 	}

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"syscall"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -32,6 +34,10 @@ const watchEvents = unix.EPOLLIN | unix.EPOLLOUT | unix.EPOLLRDHUP | unix.EPOLLE
 type kernel struct {
 	epfd   int
 	wakefd int // eventfd written by Close
+	// park is a non-blocking duplicate of epfd registered with the Go runtime's network
+	// poller, so the loop waits for events in the runtime (no OS thread held in
+	// epoll_wait): nil where that registration failed, and the loop blocks in epoll_wait.
+	park *os.File
 }
 
 func (p *Poller) open() error {
@@ -51,7 +57,38 @@ func (p *Poller) open() error {
 		return os.NewSyscallError("epoll_ctl", err)
 	}
 	p.epfd, p.wakefd = epfd, wakefd
+	if waitInRuntime {
+		p.park = parkFile(epfd)
+	}
 	return nil
+}
+
+// waitInRuntime makes the loop wait for events in the Go runtime's poller rather than in
+// a blocking epoll_wait. A blocking epoll_wait holds an OS thread in the kernel; the
+// runtime hands that thread's P to another thread while it waits and has to find one
+// again when it returns, a futex wake and two context switches per wakeup of the loop.
+// Measured with closed-loop echo (docs/architecture.md): 17.1-18.2 µs of server CPU per
+// round trip instead of 19.7-20.8. Tests switch it off to cover the blocking path.
+var waitInRuntime = true
+
+// parkFile returns a duplicate of epfd that the Go runtime's poller watches, or nil. An
+// epoll descriptor is readable while its ready list is not empty, and the kernel wakes
+// the runtime's (edge-triggered) watch each time an event joins that list.
+func parkFile(epfd int) *os.File {
+	dup, err := unix.FcntlInt(uintptr(epfd), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		return nil
+	}
+	if err := unix.SetNonblock(dup, true); err != nil {
+		unix.Close(dup)
+		return nil
+	}
+	f := os.NewFile(uintptr(dup), "epoll")
+	if err := f.SetReadDeadline(time.Time{}); err != nil {
+		f.Close() // not in the runtime's poller: a deadline is refused
+		return nil
+	}
+	return f
 }
 
 func tokenEvent(events uint32, t Token) unix.EpollEvent {
@@ -90,6 +127,9 @@ func (p *Poller) wake() error {
 }
 
 func (p *Poller) release() error {
+	if p.park != nil {
+		p.park.Close()
+	}
 	err := unix.Close(p.wakefd)
 	if cerr := unix.Close(p.epfd); err == nil {
 		err = cerr
@@ -103,8 +143,31 @@ func (p *Poller) release() error {
 func (p *Poller) loop() {
 	defer close(p.done)
 	events := make([]unix.EpollEvent, initialEvents)
+	var rc syscall.RawConn
+	if p.park != nil {
+		var err error
+		if rc, err = p.park.SyscallConn(); err != nil {
+			rc = nil
+		}
+	}
 	for {
-		n, err := unix.EpollWait(p.epfd, events, -1)
+		var n int
+		var err error
+		if rc != nil {
+			// Park in the runtime. RawConn.Read clears the runtime's readiness before it
+			// calls the function, so the function must look first (an event that came
+			// after the last look would otherwise be lost) and only then wait.
+			werr := rc.Read(func(uintptr) bool {
+				n, err = unix.EpollWait(p.epfd, events, 0)
+				return err != nil || n > 0
+			})
+			if werr != nil {
+				rc = nil // cannot park in the runtime after all: block in epoll_wait
+				continue
+			}
+		} else {
+			n, err = unix.EpollWait(p.epfd, events, -1)
+		}
 		if err == unix.EINTR {
 			continue
 		}

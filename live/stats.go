@@ -21,6 +21,9 @@ type Stats struct {
 	PublishDropped uint64 // Publish and Send calls dropped because data was not valid JSON
 	Rejected       uint64 // upgrades refused with 503 (MaxSessions, shutting down)
 	AcceptErrors   uint64 // Serve's accepts that failed for want of descriptors or memory
+	// TLSHandshakeErrors counts ServeTLS connections dropped before their TLS handshake
+	// finished: a bad or refused ClientHello, an alert, or the client too slow (10 s).
+	TLSHandshakeErrors uint64
 
 	UpgradesThrottled uint64 // upgrades refused with 503 by MaxUpgradeRate
 	RateLimited       uint64 // times a client went over MessageRate or ByteRate (paused or closed)
@@ -52,6 +55,7 @@ type counters struct {
 	skipped, dropped        atomic.Uint64
 	rejected, acceptErrors  atomic.Uint64
 	upgradesThrottled       atomic.Uint64
+	tlsHandshakeErrors      atomic.Uint64
 	rateLimited             atomic.Uint64
 	outputPauses            atomic.Uint64
 
@@ -110,17 +114,18 @@ func (srv *Server) Stats() Stats {
 	topics, subs := srv.topics.counts()
 	c := &srv.stats
 	return Stats{
-		Sessions:       sessions,
-		Topics:         topics,
-		Subscriptions:  subs,
-		MessagesIn:     c.messagesIn.Load(),
-		MessagesOut:    c.messagesOut.Load(),
-		BytesIn:        c.bytesIn.Load(),
-		BytesOut:       c.bytesOut.Load(),
-		Skipped:        c.skipped.Load(),
-		PublishDropped: c.dropped.Load(),
-		Rejected:       c.rejected.Load(),
-		AcceptErrors:   c.acceptErrors.Load(),
+		Sessions:           sessions,
+		Topics:             topics,
+		Subscriptions:      subs,
+		MessagesIn:         c.messagesIn.Load(),
+		MessagesOut:        c.messagesOut.Load(),
+		BytesIn:            c.bytesIn.Load(),
+		BytesOut:           c.bytesOut.Load(),
+		Skipped:            c.skipped.Load(),
+		PublishDropped:     c.dropped.Load(),
+		Rejected:           c.rejected.Load(),
+		AcceptErrors:       c.acceptErrors.Load(),
+		TLSHandshakeErrors: c.tlsHandshakeErrors.Load(),
 
 		UpgradesThrottled: c.upgradesThrottled.Load(),
 		RateLimited:       c.rateLimited.Load(),

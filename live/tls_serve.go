@@ -159,6 +159,9 @@ func (srv *Server) serveTLSConn(nc net.Conn, runner *tlsrec.Runner, stop context
 	defer context.AfterFunc(stop, func() { _ = nc.SetReadDeadline(time.Unix(1, 0)) })()
 	c, in, err := a.handshake()
 	if err != nil {
+		if stop.Err() == nil { // not the shutdown ending it
+			srv.stats.tlsHandshakeErrors.Add(1)
+		}
 		_ = nc.Close()
 		return
 	}

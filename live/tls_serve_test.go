@@ -359,6 +359,11 @@ func TestServeTLSHalfOpenBounded(t *testing.T) {
 			}
 		}
 	}
+	// Each of them counts as a failed handshake: timed out, or (a third of them)
+	// refused for an incomplete ClientHello. The good client does not.
+	if got := srv.Stats().TLSHandshakeErrors; got != clients {
+		t.Fatalf("Stats.TLSHandshakeErrors = %d, want %d", got, clients)
+	}
 }
 
 // clientHello returns the first flight of a crypto/tls client.

@@ -59,6 +59,8 @@ var metrics = []metric{
 		prometheus.CounterValue, "", one(func(s *live.Stats) float64 { return float64(s.Rejected) })},
 	{"accept_errors_total", "Accepts that failed for want of file descriptors or memory.",
 		prometheus.CounterValue, "", one(func(s *live.Stats) float64 { return float64(s.AcceptErrors) })},
+	{"tls_handshake_errors_total", "ServeTLS connections dropped before their TLS handshake finished (bad ClientHello, alert, timeout).",
+		prometheus.CounterValue, "", one(func(s *live.Stats) float64 { return float64(s.TLSHandshakeErrors) })},
 	{"upgrades_throttled_total", "WebSocket upgrades refused with 503 by MaxUpgradeRate.",
 		prometheus.CounterValue, "", one(func(s *live.Stats) float64 { return float64(s.UpgradesThrottled) })},
 	{"rate_limited_total", "Times a client went over MessageRate or ByteRate (paused, or closed under RateLimitClose).",

@@ -12,7 +12,8 @@ import (
 // move it (reading only stores a coarse timestamp), so the per-read cost is one atomic
 // store. When a slot comes due, each session in it is checked once: still active → put
 // back at lastRead+PingInterval; silent for PingInterval → pinged and put back at
-// lastRead+IdleTimeout; silent for IdleTimeout → closed with ErrTimeout. The sweeper thus
+// lastRead+IdleTimeout; silent for IdleTimeout and a ping unanswered for at least
+// pingAnswerTime → closed with ErrTimeout (without pings, silence alone). The sweeper thus
 // touches a session about once per PingInterval, never all sessions at each tick.
 
 const wheelSlots = 128 // seconds of horizon; later deadlines are re-checked on the way

@@ -23,6 +23,8 @@ type Stats struct {
 	AcceptErrors   uint64 // Serve's accepts that failed for want of descriptors or memory
 	// TLSHandshakeErrors counts ServeTLS connections dropped before their TLS handshake
 	// finished: a bad or refused ClientHello, an alert, or the client too slow (10 s).
+	// A TCP connect that closes without a ClientHello (a health check, a port scan)
+	// counts too.
 	TLSHandshakeErrors uint64
 
 	UpgradesThrottled uint64 // upgrades refused with 503 by MaxUpgradeRate

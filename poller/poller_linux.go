@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sync/atomic"
 	"syscall"
 	"time"
 	"unsafe"
@@ -38,6 +39,9 @@ type kernel struct {
 	// poller, so the loop waits for events in the runtime (no OS thread held in
 	// epoll_wait): nil where that registration failed, and the loop blocks in epoll_wait.
 	park *os.File
+	// parked counts the waits that ended in the runtime's poller (tests check that the
+	// loop really waits there).
+	parked atomic.Uint64
 }
 
 func (p *Poller) open() error {
@@ -140,6 +144,11 @@ func (p *Poller) release() error {
 	return nil
 }
 
+// parkCheck bounds one wait in the runtime: should the kernel ever fail to wake the
+// runtime's watch of the epoll descriptor (a nested-epoll wakeup lost), the loop looks
+// again after this long instead of hanging.
+var parkCheck = time.Second // a variable for tests
+
 func (p *Poller) loop() {
 	defer close(p.done)
 	events := make([]unix.EpollEvent, initialEvents)
@@ -150,21 +159,38 @@ func (p *Poller) loop() {
 			rc = nil
 		}
 	}
+	// One closure for the whole loop (a closure passed to an interface method escapes:
+	// one made per wait would be an allocation per wakeup).
+	var n int
+	var err error
+	look := func(uintptr) bool {
+		n, err = unix.EpollWait(p.epfd, events, 0)
+		return err != nil || n > 0
+	}
+	var deadline time.Time
 	for {
-		var n int
-		var err error
+		n, err = 0, nil
 		if rc != nil {
 			// Park in the runtime. RawConn.Read clears the runtime's readiness before it
-			// calls the function, so the function must look first (an event that came
-			// after the last look would otherwise be lost) and only then wait.
-			werr := rc.Read(func(uintptr) bool {
-				n, err = unix.EpollWait(p.epfd, events, 0)
-				return err != nil || n > 0
-			})
+			// calls look, so look must come first (an event that came after the last look
+			// would otherwise be lost) and only then wait.
+			if now := time.Now(); deadline.Sub(now) < parkCheck/2 {
+				deadline = now.Add(parkCheck)
+				if derr := p.park.SetReadDeadline(deadline); derr != nil {
+					rc = nil
+					continue
+				}
+			}
+			werr := rc.Read(look)
+			if errors.Is(werr, os.ErrDeadlineExceeded) {
+				deadline = time.Time{}
+				continue
+			}
 			if werr != nil {
 				rc = nil // cannot park in the runtime after all: block in epoll_wait
 				continue
 			}
+			p.parked.Add(1)
 		} else {
 			n, err = unix.EpollWait(p.epfd, events, -1)
 		}
@@ -179,7 +205,7 @@ func (p *Poller) loop() {
 			return
 		}
 		if n == len(events) && len(events) < maxEvents {
-			events = make([]unix.EpollEvent, 2*len(events))
+			events = make([]unix.EpollEvent, 2*len(events)) // look sees the new buffer
 		}
 	}
 }

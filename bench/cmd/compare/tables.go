@@ -75,7 +75,7 @@ func sections(s *summary) []section {
 				sinceCol("echo.server_cpu_us", "echo.per_sec", fixed(2)), col("echo.sent", intFmt),
 				col("echo.lost", intFmt), col("echo.unanswered", intFmt), col("echo.server_closed", intFmt), byReason)
 			if t.anyDash("echo", "echo.server_cpu_us", "echo.per_sec") {
-				t.b.WriteString("\n– : not measured; the loadgen of that run did not report CPU per round trip (it does since the closed loop, issue 13).\n")
+				t.b.WriteString("\n– : not measured: the run's loadgen reported no server CPU per round trip (a loadgen from before the closed loop, issue 13, or /stats failed: load.server_cpu_skipped in the part's JSON says why).\n")
 			}
 		})
 	}

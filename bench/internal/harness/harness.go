@@ -188,7 +188,8 @@ func start(bin, logPath string, exitAfter time.Duration, cert *tlscert.Files, ex
 		s.TLS = true
 		args = append(args, "-cert", cert.Cert, "-key", cert.Key, "-stats-addr", s.StatsAddr)
 	}
-	c, err := Start(bin, append(args, extra...), logPath, nil)
+	args = append(args, extra...)
+	c, err := Start(bin, args, logPath, nil)
 	if err != nil {
 		return nil, err
 	}

@@ -81,6 +81,12 @@ func (l Listen) ListenAndServe(mux http.Handler) error {
 	if !l.TLS() {
 		return http.ListenAndServe(l.Addr, mux)
 	}
+	// The certificate is loaded before /stats answers, so a bad one fails the start
+	// instead of every client's dial.
+	cert, err := tls.LoadX509KeyPair(l.CertFile, l.KeyFile)
+	if err != nil {
+		return err
+	}
 	ln, err := net.Listen("tcp", l.Addr)
 	if err != nil {
 		return err
@@ -88,11 +94,11 @@ func (l Listen) ListenAndServe(mux http.Handler) error {
 	l.ServeStats(mux)
 	srv := &http.Server{
 		Handler:   mux,
-		TLSConfig: &tls.Config{NextProtos: []string{"http/1.1"}},
+		TLSConfig: &tls.Config{NextProtos: []string{"http/1.1"}, Certificates: []tls.Certificate{cert}},
 		// A non-nil TLSNextProto turns HTTP/2 off (net/http's documented switch).
 		TLSNextProto: map[string]func(*http.Server, *tls.Conn, http.Handler){},
 	}
-	return srv.ServeTLS(ln, l.CertFile, l.KeyFile)
+	return srv.ServeTLS(ln, "", "") // the certificate is in TLSConfig
 }
 
 // ServeStats serves mux as plain HTTP on StatsAddr, on its own goroutine (a failure

@@ -41,6 +41,7 @@ type Snapshot struct {
 	Sys        uint64 `json:"sys"`
 	Goroutines int    `json:"goroutines"`
 	FDs        int    `json:"fds"`
+	Threads    int    `json:"threads"` // OS threads of the process (0: unknown)
 	CPUUserNs  int64  `json:"cpu_user_ns"`
 	CPUSysNs   int64  `json:"cpu_sys_ns"`
 }
@@ -75,6 +76,7 @@ func Take(c *Counters) Snapshot {
 		Sys:        ms.Sys,
 		Goroutines: runtime.NumGoroutine(),
 		FDs:        FDs(),
+		Threads:    Threads(),
 		CPUUserNs:  user,
 		CPUSysNs:   sys,
 	}

@@ -26,7 +26,7 @@ func TestHandlerAndFetch(t *testing.T) {
 		if s.Sessions != 3 || s.Auths != 4 || s.Closes != 1 || s.HeapInuse == 0 || s.Goroutines == 0 {
 			t.Errorf("gc=%v: %+v", gc, s)
 		}
-		if runtime.GOOS == "linux" && (s.RSSBytes == 0 || s.FDs <= 0 || s.CPUUserNs+s.CPUSysNs <= 0) {
+		if runtime.GOOS == "linux" && (s.RSSBytes == 0 || s.FDs <= 0 || s.CPUUserNs+s.CPUSysNs <= 0 || s.Threads <= 0) {
 			t.Errorf("gc=%v: process figures missing: %+v", gc, s)
 		}
 	}

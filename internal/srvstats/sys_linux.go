@@ -2,6 +2,8 @@ package srvstats
 
 import (
 	"os"
+	"strconv"
+	"strings"
 	"syscall"
 
 	"github.com/livepoll/livepoll/internal/proc"
@@ -20,6 +22,21 @@ func CPUSelf() (user, sys int64) {
 		return 0, 0
 	}
 	return ru.Utime.Nano(), ru.Stime.Nano()
+}
+
+// Threads returns the number of OS threads of this process, or 0 if unknown.
+func Threads() int {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for line := range strings.SplitSeq(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "Threads:"); ok {
+			n, _ := strconv.Atoi(strings.TrimSpace(rest))
+			return n
+		}
+	}
+	return 0
 }
 
 // FDs returns the number of open descriptors of this process, or -1 if unknown.

@@ -10,3 +10,6 @@ func CPUSelf() (user, sys int64) { return 0, 0 }
 
 // FDs returns -1: open descriptors are counted on Linux only.
 func FDs() int { return -1 }
+
+// Threads returns 0: threads are counted on Linux only.
+func Threads() int { return 0 }

@@ -239,8 +239,12 @@ func measure(benchDir, tmp, impl string, ns []int, cert *tlscert.Files, r *Resul
 		if st.Kernel != nil {
 			kernel = fmt.Sprintf("%.1f MiB", slope.MiB(uint64(max(0, st.Kernel.Total()))))
 		}
-		log.Printf("%s: %6d conns  rss %7.1f MiB  heap+stack %7.1f MiB  goroutines %6d  fds %6d  kernel sockets %s  (%.1fs)",
-			impl, n, slope.MiB(st.RSS), slope.MiB(st.HeapStack), st.Goroutines, st.FDs, kernel, time.Since(start).Seconds())
+		threads := 0
+		if len(st.Samples) > 0 {
+			threads = st.Samples[len(st.Samples)-1].Threads
+		}
+		log.Printf("%s: %6d conns  rss %7.1f MiB  heap+stack %7.1f MiB  goroutines %6d  threads %4d  fds %6d  kernel sockets %s  (%.1fs)",
+			impl, n, slope.MiB(st.RSS), slope.MiB(st.HeapStack), st.Goroutines, threads, st.FDs, kernel, time.Since(start).Seconds())
 	}
 	r.RSSBaseline, r.HeapStackBaseline = r.Fit()
 	return nil

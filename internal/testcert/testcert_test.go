@@ -53,3 +53,25 @@ func TestHandshakeAndPEM(t *testing.T) {
 		t.Fatal("the PEM file holds another certificate")
 	}
 }
+
+// Make's certificate is valid for the time asked, from an hour before now, for
+// 127.0.0.1 and localhost.
+func TestMakeValidity(t *testing.T) {
+	before := time.Now()
+	c, err := Make("testcert", 24*time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf := c.TLS.Leaf
+	if leaf.NotAfter.Before(before.Add(24*time.Hour-time.Second)) || leaf.NotAfter.After(time.Now().Add(24*time.Hour)) {
+		t.Errorf("NotAfter %v, want 24 h after %v", leaf.NotAfter, before)
+	}
+	if !leaf.NotBefore.Before(before) {
+		t.Errorf("NotBefore %v, not before %v", leaf.NotBefore, before)
+	}
+	for _, host := range []string{"127.0.0.1", "localhost"} {
+		if err := leaf.VerifyHostname(host); err != nil {
+			t.Errorf("%s: %v", host, err)
+		}
+	}
+}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"sync"
 	"syscall"
 	"time"
 
@@ -154,8 +153,6 @@ type Dialed struct {
 // batches), Concurrency at a time. It returns when every connection has been dialed or
 // ctx is done.
 func DialMany(ctx context.Context, s DialSpec) error {
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
 	if s.Sources == nil {
 		s.Sources = SourceIPs
 	}
@@ -165,51 +162,9 @@ func DialMany(ctx context.Context, s DialSpec) error {
 	if s.Timeout <= 0 {
 		s.Timeout = 10 * time.Second
 	}
-	jobs := make(chan int)
-	var wg sync.WaitGroup
-	for range max(1, s.Concurrency) {
-		wg.Go(func() {
-			for i := range jobs {
-				if err := dialOne(ctx, s, i); err != nil {
-					cancel(err)
-				}
-			}
-		})
-	}
-	// Pace in 10 ms batches rather than one timer per connection.
-	const tick = 10 * time.Millisecond
-	perTick := s.To - s.From
-	if s.Rate > 0 {
-		perTick = max(1, s.Rate/int(time.Second/tick))
-	}
-	next := time.Now()
-feed:
-	for i := s.From; i < s.To; {
-		for k := 0; k < perTick && i < s.To; k++ {
-			select {
-			case jobs <- i:
-				i++
-			case <-ctx.Done():
-				break feed
-			}
-		}
-		next = next.Add(tick)
-		if wait := time.Until(next); wait > 0 {
-			t := time.NewTimer(wait)
-			select {
-			case <-t.C:
-			case <-ctx.Done():
-				t.Stop()
-				break feed
-			}
-		}
-	}
-	close(jobs)
-	wg.Wait()
-	if err := context.Cause(ctx); err != nil && err != context.Canceled {
-		return err
-	}
-	return nil
+	return Paced(ctx, s.From, s.To, s.Concurrency, s.Rate, func(ctx context.Context, i int) error {
+		return dialOne(ctx, s, i)
+	})
 }
 
 func dialOne(ctx context.Context, s DialSpec, i int) error {
@@ -217,28 +172,18 @@ func dialOne(ctx context.Context, s DialSpec, i int) error {
 	if s.First != nil {
 		first = s.First(i)
 	}
-	var err error
-	for attempt := range s.Attempts {
-		if ctx.Err() != nil {
-			return nil // stopped: by the caller, or another connection's error is the one reported
-		}
-		if attempt > 0 {
-			time.Sleep(time.Duration(attempt) * 100 * time.Millisecond)
-		}
-		var fd int
-		var leftover []byte
-		dctx, cancel := context.WithTimeout(ctx, s.Timeout)
+	var d Dialed
+	err := Retry(ctx, s.Attempts, s.Timeout, func(ctx context.Context) error {
 		start := time.Now()
-		var deflated bool
-		fd, leftover, deflated, err = dial(dctx, s.URL, s.Sources[i%len(s.Sources)], first, s.Deflate)
-		took := time.Since(start)
-		cancel()
-		if err == nil {
-			return s.Opened(Dialed{Index: i, FD: fd, Leftover: leftover, Took: took, Deflate: deflated})
-		}
-	}
-	if ctx.Err() != nil {
-		return nil
+		fd, leftover, deflated, err := dial(ctx, s.URL, s.Sources[i%len(s.Sources)], first, s.Deflate)
+		d = Dialed{Index: i, FD: fd, Leftover: leftover, Took: time.Since(start), Deflate: deflated}
+		return err
+	})
+	switch {
+	case err == nil:
+		return s.Opened(d)
+	case ctx.Err() != nil:
+		return nil // stopped: by the caller, or another connection's error is the one reported
 	}
 	if s.Failed != nil {
 		s.Failed(i, err)

@@ -12,8 +12,9 @@ import (
 // ErrProtocol reports a server frame this client does not accept.
 var ErrProtocol = errors.New("wsfleet: protocol error")
 
-// maxFrame is the largest server frame accepted. The tail buffer grows as bytes arrive,
-// never on a declared length, so this only bounds how long a connection may keep one.
+// maxFrame is the largest server frame a Loop accepts. The tail buffer grows as bytes
+// arrive, never on a declared length, so this only bounds how long a connection may keep
+// one.
 const maxFrame = 1 << 30
 
 // AppendClientFrame appends a final, masked frame (as a client must send)
@@ -48,10 +49,12 @@ type Frame struct {
 	Payload []byte // a view into the loop's buffer, valid until the handler returns
 }
 
-// parseFrames calls fn for every complete frame at the start of b and returns
-// how many bytes it consumed. Server frames are unmasked; payloads passed to
-// fn are views into b, valid until fn returns.
-func parseFrames(b []byte, fn func(f Frame) error) (int, error) {
+// ParseFrames calls fn for every complete frame at the start of b and returns how many
+// bytes it consumed; the rest is an incomplete frame, to be parsed again with the bytes
+// that follow it. Server frames are unmasked; payloads passed to fn are views into b,
+// valid until fn returns. A masked frame, or one declaring more than limit bytes, is an
+// error wrapping ErrProtocol; an error from fn stops the parse and is returned as is.
+func ParseFrames(b []byte, limit uint64, fn func(f Frame) error) (int, error) {
 	used := 0
 	for {
 		rest := b[used:]
@@ -75,9 +78,9 @@ func parseFrames(b []byte, fn func(f Frame) error) (int, error) {
 				return used, nil
 			}
 			hdr, n = 10, binary.BigEndian.Uint64(rest[2:])
-			if n > maxFrame {
-				return used, fmt.Errorf("%w: frame of %d bytes", ErrProtocol, n)
-			}
+		}
+		if n > limit {
+			return used, fmt.Errorf("%w: frame of %d bytes", ErrProtocol, n)
 		}
 		if uint64(len(rest)-hdr) < n {
 			return used, nil
@@ -99,8 +102,8 @@ func (e *CloseError) Error() string {
 	return fmt.Sprintf("wsfleet: close frame from server, code %d %q", e.Code, e.Reason)
 }
 
-// parseClose reads a close frame's payload.
-func parseClose(p []byte) *CloseError {
+// ParseClose reads a close frame's payload.
+func ParseClose(p []byte) *CloseError {
 	e := &CloseError{}
 	if len(p) >= 2 {
 		e.Code = int(binary.BigEndian.Uint16(p))

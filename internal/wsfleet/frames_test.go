@@ -59,7 +59,7 @@ func TestParseFramesWholeAndSplit(t *testing.T) {
 				var tail []byte
 				for _, piece := range [][]byte{wire[:split], wire[split:]} {
 					data := append(tail, piece...)
-					used, err := parseFrames(data, func(fr Frame) error {
+					used, err := ParseFrames(data, maxFrame, func(fr Frame) error {
 						got = append(got, frame{fr.Fin, fr.Op, bytes.Clone(fr.Payload)})
 						return nil
 					})
@@ -92,7 +92,7 @@ func TestParseFramesRSV1(t *testing.T) {
 	}
 	wire := append(b.Bytes(), serverFrame(true, ws.OpText, []byte("{}"))...)
 	var got []bool
-	used, err := parseFrames(wire, func(f Frame) error {
+	used, err := ParseFrames(wire, maxFrame, func(f Frame) error {
 		got = append(got, f.RSV1)
 		return nil
 	})
@@ -105,9 +105,19 @@ func TestParseFramesRejects(t *testing.T) {
 	masked := AppendClientFrame(nil, ws.OpText, []byte("hi")) // a client frame: masked
 	huge := binary.BigEndian.AppendUint64([]byte{0x81, 127}, maxFrame+1)
 	for name, wire := range map[string][]byte{"masked server frame": masked, "frame over 1 GiB": huge} {
-		if _, err := parseFrames(wire, func(Frame) error { return nil }); !errors.Is(err, ErrProtocol) {
+		if _, err := ParseFrames(wire, maxFrame, func(Frame) error { return nil }); !errors.Is(err, ErrProtocol) {
 			t.Errorf("%s: err %v, want ErrProtocol", name, err)
 		}
+	}
+	// A lower limit holds for every length encoding: 126 bytes (16-bit length) is over
+	// 125, while 125 bytes (7-bit) is not.
+	over := serverFrame(true, ws.OpText, bytes.Repeat([]byte{'x'}, 126))
+	if _, err := ParseFrames(over, 125, func(Frame) error { return nil }); !errors.Is(err, ErrProtocol) {
+		t.Errorf("126 bytes with limit 125: err %v, want ErrProtocol", err)
+	}
+	at := serverFrame(true, ws.OpText, bytes.Repeat([]byte{'x'}, 125))
+	if used, err := ParseFrames(at, 125, func(Frame) error { return nil }); err != nil || used != len(at) {
+		t.Errorf("125 bytes with limit 125: used %d of %d, err %v", used, len(at), err)
 	}
 }
 
@@ -129,10 +139,10 @@ func TestAppendClientFrameIsMaskedAndReadable(t *testing.T) {
 }
 
 func TestParseClose(t *testing.T) {
-	if e := parseClose([]byte{0x03, 0xe9, 'b', 'y', 'e'}); e.Code != 1001 || e.Reason != "bye" {
+	if e := ParseClose([]byte{0x03, 0xe9, 'b', 'y', 'e'}); e.Code != 1001 || e.Reason != "bye" {
 		t.Errorf("got %+v", e)
 	}
-	if e := parseClose(nil); e.Code != 0 || e.Reason != "" {
+	if e := ParseClose(nil); e.Code != 0 || e.Reason != "" {
 		t.Errorf("empty: got %+v", e)
 	}
 }
@@ -151,7 +161,7 @@ func FuzzParseFrames(f *testing.F) {
 			var tail []byte
 			for _, piece := range pieces {
 				data := append(tail, piece...)
-				used, err := parseFrames(data, func(fr Frame) error {
+				used, err := ParseFrames(data, maxFrame, func(fr Frame) error {
 					frames = append(frames, fmt.Sprint(fr.Fin, fr.RSV1, fr.Op, string(fr.Payload)))
 					return nil
 				})

@@ -299,7 +299,7 @@ func (l *Loop) consume(c *Conn, data []byte) {
 	}
 	var closeErr error
 	closed := false
-	used, err := parseFrames(data, func(f Frame) error {
+	used, err := ParseFrames(data, maxFrame, func(f Frame) error {
 		p := f.Payload
 		switch f.Op {
 		case ws.OpText, ws.OpBinary, ws.OpContinuation:
@@ -313,7 +313,7 @@ func (l *Loop) consume(c *Conn, data []byte) {
 			if c.Closing() {
 				return io.EOF // the answer to ours
 			}
-			ce := parseClose(p)
+			ce := ParseClose(p)
 			_ = c.Write(AppendClientFrame(nil, ws.OpClose, p[:min(2, len(p))]), 10*time.Millisecond)
 			closeErr = ce
 			return ce

@@ -28,6 +28,39 @@ func writePart(t *testing.T, dir, part string, impls []string, skip map[string]s
 	}
 }
 
+// reportTables runs report on dir and returns the tables.md it wrote.
+func reportTables(t *testing.T, dir string) string {
+	t.Helper()
+	if err := report(dir, ""); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "tables.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// wantInTables reports each of wants that tables lacks.
+func wantInTables(t *testing.T, tables string, wants ...string) {
+	t.Helper()
+	for _, want := range wants {
+		if !strings.Contains(tables, want) {
+			t.Errorf("tables.md lacks %q:\n%s", want, tables)
+		}
+	}
+}
+
+// wantCharts reports each of files that dir lacks or that is too small to be a chart.
+func wantCharts(t *testing.T, dir string, files ...string) {
+	t.Helper()
+	for _, f := range files {
+		if fi, err := os.Stat(filepath.Join(dir, f)); err != nil || fi.Size() < 1000 {
+			t.Errorf("%s: %v", f, err)
+		}
+	}
+}
+
 func fanoutJSON(cpu, wire float64, compressed int) string {
 	return fmt.Sprintf(`{"deliveries_per_sec":100000,"cpu_us_per_delivery":%g,"other_cpu_ns":0,"client":{"seconds":8,`+
 		`"total":900000,"wire_bytes_per_delivery":%g,"compressed":%d,"lost":0,"lost_closed":0,"dup":0,"closed":0,`+
@@ -65,37 +98,22 @@ func TestCompressionParts(t *testing.T) {
 			}
 			writePart(t, dir, "memory", impls, nil, mem(1000))
 			writePart(t, dir, "memoryz", impls, noZ, mem(1020))
-			if err := report(dir, ""); err != nil {
-				t.Fatal(err)
-			}
-			b, err := os.ReadFile(filepath.Join(dir, "tables.md"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			tables := string(b)
-			for _, want := range []string{
+			tables := reportTables(t, dir)
+			wantInTables(t, tables,
 				"<!-- table:fanout2k -->", "<!-- table:fanoutz -->", "<!-- table:compression -->", "<!-- table:memoryz -->",
 				"| mizu | n/a | n/a | n/a | n/a | n/a | n/a | n/a | n/a | n/a |",
 				"n/a for mizu: mizu's live has no permessage-deflate.",
-				"| livepoll | 7.00 (6.90–7.10) | " + fixed(2)(tc.livepollZ) + " (",
-				"| " + tc.wantCPU + " | 2,070 | 640 | 0.31× |",
+				"| livepoll | 7.00 (6.90–7.10) | "+fixed(2)(tc.livepollZ)+" (",
+				"| "+tc.wantCPU+" | 2,070 | 640 | 0.31× |",
 				tc.want,
 				"| livepoll | 1,022 B (1,021 B–1,023 B) | 900 B | 0.00 | 1.00 | 18,000 | 1,002 B (1,001 B–1,003 B) | +20 B |",
 				"within 100 B of without: 20 B, met.",
 				"2 KiB compressed lost",
-			} {
-				if !strings.Contains(tables, want) {
-					t.Errorf("tables.md lacks %q:\n%s", want, tables)
-				}
-			}
+			)
 			if !strings.Contains(tables, "### Failed program runs (their figures are unknown in the tables)\n\nNone.") {
 				t.Errorf("a part not run for mizu counts as a failure:\n%s", tables)
 			}
-			for _, f := range []string{"compression-cpu.png", "compression-wire.png", "memoryz.png", "memory.png", "losses.png"} {
-				if fi, err := os.Stat(filepath.Join(dir, f)); err != nil || fi.Size() < 1000 {
-					t.Errorf("%s: %v", f, err)
-				}
-			}
+			wantCharts(t, dir, "compression-cpu.png", "compression-wire.png", "memoryz.png", "memory.png", "losses.png")
 			for _, f := range []string{"fanout.png", "echo.png"} {
 				if _, err := os.Stat(filepath.Join(dir, f)); err == nil {
 					t.Errorf("%s drawn without its part", f)

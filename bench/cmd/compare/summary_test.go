@@ -238,12 +238,8 @@ func TestReportOfCommittedRun(t *testing.T) {
 	if err != nil || len(stale) > 0 || spliced != string(doc) {
 		t.Errorf("docs/benchmarks.md does not quote the rebuilt tables (stale markers %v, error %v)", stale, err)
 	}
-	for _, f := range []string{"summary.json", "summary.csv", "memory.png", "goroutines-fds.png", "fanout.png",
-		"window16.png", "cpu.png", "latency.png", "echo.png", "losses.png", "connect.png", "abuse.png", "abuse-memory.png"} {
-		if fi, err := os.Stat(filepath.Join(dir, f)); err != nil || fi.Size() < 1000 {
-			t.Errorf("%s: %v", f, err)
-		}
-	}
+	wantCharts(t, dir, "summary.json", "summary.csv", "memory.png", "goroutines-fds.png", "fanout.png",
+		"window16.png", "cpu.png", "latency.png", "echo.png", "losses.png", "connect.png", "abuse.png", "abuse-memory.png")
 	if os.Getenv("COMPARE_KEEP") != "" {
 		_ = os.CopyFS(os.Getenv("COMPARE_KEEP"), os.DirFS(dir))
 	}

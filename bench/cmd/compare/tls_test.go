@@ -3,7 +3,6 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -29,15 +28,8 @@ func TestTLSParts(t *testing.T) {
 	writePart(t, dir, "fanouttls", impls, noWSS, func(impl string, r int) string {
 		return fanoutJSON(map[string]float64{"livepoll": 7, "mizu": 21}[impl]+float64(r-2)/10, 100, 0)
 	})
-	if err := report(dir, ""); err != nil {
-		t.Fatal(err)
-	}
-	b, err := os.ReadFile(filepath.Join(dir, "tables.md"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	tables := string(b)
-	for _, want := range []string{
+	tables := reportTables(t, dir)
+	wantInTables(t, tables,
 		"<!-- table:memorytls -->", "<!-- table:fanouttls -->",
 		"| livepoll | 2,702 B (2,701 B–2,703 B) | 900 B | 0.00 | 1.00 | 1,002 B (1,001 B–1,003 B) | +1,700 B |",
 		"| gorilla | n/a | n/a | n/a | n/a | 17,002 B (17,001 B–17,003 B) | n/a |",
@@ -45,19 +37,11 @@ func TestTLSParts(t *testing.T) {
 		"| livepoll | 100,000 | 7.00 (6.90–7.10) | 0.00 | 1.00 ms | 3.00 ms | 0 | 0 | 0 | 5.00 (4.90–5.10) | 1.40× |",
 		"| mizu | 100,000 | 21.00 (20.90–21.10) |",
 		"wss fan-out lost", "livepoll `Server.ServeTLS`",
-	} {
-		if !strings.Contains(tables, want) {
-			t.Errorf("tables.md lacks %q:\n%s", want, tables)
-		}
-	}
+	)
 	if !strings.Contains(tables, "### Failed program runs (their figures are unknown in the tables)\n\nNone.") {
 		t.Errorf("a part not run for gorilla counts as a failure:\n%s", tables)
 	}
-	for _, f := range []string{"memorytls.png", "fanouttls.png", "losses.png"} {
-		if fi, err := os.Stat(filepath.Join(dir, f)); err != nil || fi.Size() < 1000 {
-			t.Errorf("%s: %v", f, err)
-		}
-	}
+	wantCharts(t, dir, "memorytls.png", "fanouttls.png", "losses.png")
 }
 
 // A part with tls set skips the implementations in noTLS, with the reason.
@@ -106,24 +90,13 @@ func TestEchoClosedLoop(t *testing.T) {
 	if err := writeJSON(filepath.Join(dir, "echo.json"), pf); err != nil {
 		t.Fatal(err)
 	}
-	if err := report(dir, ""); err != nil {
-		t.Fatal(err)
-	}
-	b, err := os.ReadFile(filepath.Join(dir, "tables.md"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	tables := string(b)
-	for _, want := range []string{
+	tables := reportTables(t, dir)
+	wantInTables(t, tables,
 		"### Echo round trips, closed loop: 1,000 connections, one request in flight each (loadgen -scenario echo -inflight 1)",
 		"| livepoll | 40,002 (40,001–40,003) | 1.00 ms | 2.00 ms | 12.00 (11.00–13.00) | 1,000 |",
 		"| mizu | 40,002 (40,001–40,003) | 1.00 ms | 2.00 ms | – | 1,000 |",
 		"– : not measured",
-	} {
-		if !strings.Contains(tables, want) {
-			t.Errorf("tables.md lacks %q:\n%s", want, tables)
-		}
-	}
+	)
 	s, err := load(dir)
 	if err != nil {
 		t.Fatal(err)
@@ -131,9 +104,5 @@ func TestEchoClosedLoop(t *testing.T) {
 	if st := s.st.get("livepoll", "echo.loadgen_cpu_us"); st.Known != 3 || st.Median != 20.5 || st.Unit != "us" {
 		t.Errorf("echo.loadgen_cpu_us: %+v", st)
 	}
-	for _, f := range []string{"echo.png", "echocpu.png"} {
-		if fi, err := os.Stat(filepath.Join(dir, f)); err != nil || fi.Size() < 1000 {
-			t.Errorf("%s: %v", f, err)
-		}
-	}
+	wantCharts(t, dir, "echo.png", "echocpu.png")
 }

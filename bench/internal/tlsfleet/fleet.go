@@ -17,7 +17,6 @@ package tlsfleet
 import (
 	"context"
 	"crypto/tls"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -31,9 +30,6 @@ import (
 	"github.com/livepoll/livepoll/internal/wsfleet"
 )
 
-// ErrProtocol reports a server frame this client does not accept.
-var ErrProtocol = errors.New("tlsfleet: protocol error")
-
 // errEOF is a server that closed the connection without a close frame.
 var errEOF = fmt.Errorf("tlsfleet: connection closed by server without a close frame: %w", io.EOF)
 
@@ -42,7 +38,7 @@ var errEOF = fmt.Errorf("tlsfleet: connection closed by server without a close f
 const readSize = 1 << 10
 
 // maxFrame bounds a server frame (the tail buffer grows as bytes arrive, never on a
-// declared length).
+// declared length); a longer one is an error wrapping wsfleet.ErrProtocol.
 const maxFrame = 1 << 26
 
 // Handler is called on a connection's goroutine for each text, binary or continuation
@@ -164,7 +160,7 @@ func (f *Fleet) consume(c *Conn, tail, data []byte) ([]byte, error) {
 		tail = append(tail, data...)
 		data = tail
 	}
-	used, err := parse(data, func(fr wsfleet.Frame) error {
+	used, err := wsfleet.ParseFrames(data, maxFrame, func(fr wsfleet.Frame) error {
 		switch fr.Op {
 		case ws.OpText, ws.OpBinary, ws.OpContinuation:
 			if f.handler != nil {
@@ -173,10 +169,7 @@ func (f *Fleet) consume(c *Conn, tail, data []byte) ([]byte, error) {
 		case ws.OpPing:
 			return c.Write(wsfleet.AppendClientFrame(nil, ws.OpPong, fr.Payload), time.Second)
 		case ws.OpClose:
-			ce := &wsfleet.CloseError{}
-			if p := fr.Payload; len(p) >= 2 {
-				ce.Code, ce.Reason = int(binary.BigEndian.Uint16(p)), string(p[2:])
-			}
+			ce := wsfleet.ParseClose(fr.Payload)
 			_ = c.Write(wsfleet.AppendClientFrame(nil, ws.OpClose, fr.Payload[:min(2, len(fr.Payload))]), 100*time.Millisecond)
 			return ce
 		}
@@ -242,45 +235,6 @@ func (f *Fleet) CloseAll() {
 	f.readers.Wait()
 }
 
-// parse calls fn for every complete frame at the start of b and returns how many bytes
-// it consumed. Server frames are unmasked; payloads are views into b.
-func parse(b []byte, fn func(wsfleet.Frame) error) (int, error) {
-	used := 0
-	for {
-		rest := b[used:]
-		if len(rest) < 2 {
-			return used, nil
-		}
-		fin, rsv1, op := rest[0]&0x80 != 0, rest[0]&0x40 != 0, ws.OpCode(rest[0]&0x0f)
-		if rest[1]&0x80 != 0 {
-			return used, fmt.Errorf("%w: masked server frame", ErrProtocol)
-		}
-		hdr, n := 2, uint64(rest[1]&0x7f)
-		switch n {
-		case 126:
-			if len(rest) < 4 {
-				return used, nil
-			}
-			hdr, n = 4, uint64(binary.BigEndian.Uint16(rest[2:]))
-		case 127:
-			if len(rest) < 10 {
-				return used, nil
-			}
-			hdr, n = 10, binary.BigEndian.Uint64(rest[2:])
-		}
-		if n > maxFrame {
-			return used, fmt.Errorf("%w: frame of %d bytes", ErrProtocol, n)
-		}
-		if uint64(len(rest)-hdr) < n {
-			return used, nil
-		}
-		if err := fn(wsfleet.Frame{Fin: fin, RSV1: rsv1, Op: op, Payload: rest[hdr : hdr+int(n)]}); err != nil {
-			return used, err
-		}
-		used += hdr + int(n)
-	}
-}
-
 // Dial opens one wss connection to url from source address src (nil: the kernel picks)
 // with config, writes first (if not nil) as one masked text frame, and starts reading
 // it. The TLS handshake and the upgrade are bounded by ctx.
@@ -341,8 +295,6 @@ type DialSpec struct {
 // a time, and adds them to the fleet. The first connection whose attempts all fail stops
 // it and is returned.
 func (f *Fleet) DialMany(ctx context.Context, s DialSpec) error {
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
 	if s.Sources == nil {
 		s.Sources = wsfleet.SourceIPs
 	}
@@ -352,50 +304,9 @@ func (f *Fleet) DialMany(ctx context.Context, s DialSpec) error {
 	if s.Timeout <= 0 {
 		s.Timeout = 10 * time.Second
 	}
-	jobs := make(chan int)
-	var wg sync.WaitGroup
-	for range max(1, s.Concurrency) {
-		wg.Go(func() {
-			for i := range jobs {
-				if err := f.dialOne(ctx, s, i); err != nil {
-					cancel(err)
-				}
-			}
-		})
-	}
-	const tick = 10 * time.Millisecond // pace in batches, not a timer per connection
-	perTick := s.To - s.From
-	if s.Rate > 0 {
-		perTick = max(1, s.Rate/int(time.Second/tick))
-	}
-	next := time.Now()
-feed:
-	for i := s.From; i < s.To; {
-		for k := 0; k < perTick && i < s.To; k++ {
-			select {
-			case jobs <- i:
-				i++
-			case <-ctx.Done():
-				break feed
-			}
-		}
-		next = next.Add(tick)
-		if wait := time.Until(next); wait > 0 {
-			t := time.NewTimer(wait)
-			select {
-			case <-t.C:
-			case <-ctx.Done():
-				t.Stop()
-				break feed
-			}
-		}
-	}
-	close(jobs)
-	wg.Wait()
-	if err := context.Cause(ctx); err != nil && !errors.Is(err, context.Canceled) {
-		return err
-	}
-	return nil
+	return wsfleet.Paced(ctx, s.From, s.To, s.Concurrency, s.Rate, func(ctx context.Context, i int) error {
+		return f.dialOne(ctx, s, i)
+	})
 }
 
 func (f *Fleet) dialOne(ctx context.Context, s DialSpec, i int) error {
@@ -403,27 +314,16 @@ func (f *Fleet) dialOne(ctx context.Context, s DialSpec, i int) error {
 	if s.First != nil {
 		first = s.First(i)
 	}
-	var err error
-	for attempt := range s.Attempts {
-		if ctx.Err() != nil {
-			return nil // another connection's error is the one reported
-		}
-		if attempt > 0 {
-			time.Sleep(time.Duration(attempt) * 100 * time.Millisecond)
-		}
-		dctx, cancel := context.WithTimeout(ctx, s.Timeout)
-		var c *Conn
-		c, err = f.Dial(dctx, s.URL, s.Sources[i%len(s.Sources)], s.Config, i, first)
-		cancel()
-		if err == nil {
-			if s.Opened != nil {
-				return s.Opened(c)
-			}
-			return nil
-		}
-	}
-	if ctx.Err() != nil {
-		return nil
+	var c *Conn
+	err := wsfleet.Retry(ctx, s.Attempts, s.Timeout, func(ctx context.Context) (err error) {
+		c, err = f.Dial(ctx, s.URL, s.Sources[i%len(s.Sources)], s.Config, i, first)
+		return err
+	})
+	switch {
+	case err == nil && s.Opened != nil:
+		return s.Opened(c)
+	case err == nil, ctx.Err() != nil:
+		return nil // ctx.Err: another connection's error is the one reported
 	}
 	return fmt.Errorf("dial %d: %w", i, err)
 }

@@ -2,6 +2,7 @@ package tlsfleet
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"net/http"
 	"net/http/httptest"
@@ -151,19 +152,24 @@ func TestFleet(t *testing.T) {
 	}
 }
 
-func TestParse(t *testing.T) {
-	frame := func(op byte, p string) []byte { return append([]byte{0x80 | op, byte(len(p))}, p...) }
-	b := append(frame(1, "ab"), frame(9, "")...)
-	b = append(b, 0x81, 126, 0x01) // an incomplete header
+// consume hands complete frames to the handler, keeps an incomplete one for the next
+// read, and refuses a masked frame or one over maxFrame (wsfleet.ErrProtocol).
+func TestConsume(t *testing.T) {
 	var seen []string
-	used, err := parse(b, func(f wsfleet.Frame) error {
-		seen = append(seen, string(f.Payload))
-		return nil
-	})
-	if err != nil || used != 6 || len(seen) != 2 || seen[0] != "ab" {
-		t.Fatalf("used %d, seen %q, err %v", used, seen, err)
+	f := New(func(_ *Conn, fr wsfleet.Frame) { seen = append(seen, string(fr.Payload)) })
+	c := &Conn{}
+	frame := func(op byte, p string) []byte { return append([]byte{0x80 | op, byte(len(p))}, p...) }
+	b := append(frame(1, "ab"), frame(2, "")...)
+	b = append(b, 0x81, 126, 0x01) // an incomplete header
+	tail, err := f.consume(c, nil, b)
+	if err != nil || len(seen) != 2 || seen[0] != "ab" || string(tail) != string([]byte{0x81, 126, 0x01}) {
+		t.Fatalf("seen %q, tail %x, err %v", seen, tail, err)
 	}
-	if _, err := parse([]byte{0x81, 0x81, 0, 0, 0, 0, 'x'}, func(wsfleet.Frame) error { return nil }); !errors.Is(err, ErrProtocol) {
+	if _, err := f.consume(c, nil, []byte{0x81, 0x81, 0, 0, 0, 0, 'x'}); !errors.Is(err, wsfleet.ErrProtocol) {
 		t.Errorf("masked frame: %v", err)
+	}
+	huge := binary.BigEndian.AppendUint64([]byte{0x81, 127}, maxFrame+1)
+	if _, err := f.consume(c, nil, huge); !errors.Is(err, wsfleet.ErrProtocol) {
+		t.Errorf("frame over maxFrame: %v", err)
 	}
 }

@@ -1,6 +1,7 @@
 package live
 
 import (
+	"bufio"
 	"crypto/sha1"
 	"encoding/base64"
 	"errors"
@@ -86,22 +87,36 @@ func (srv *Server) admit(w http.ResponseWriter, r *http.Request) (a admission, o
 // serveHTTP admits the request, hijacks the connection, answers 101 and hands the
 // connection to the event loop, then returns: no goroutine stays behind for it.
 func (srv *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	srv.upgrade(w, r, srv.plainSession)
+}
+
+// upgrade is what every upgrade shares: admit, hijack, then session makes the session
+// (it answers 101; nil: it failed and closed the connection) and launch takes over the
+// admission, which is released on every other way out.
+func (srv *Server) upgrade(w http.ResponseWriter, r *http.Request,
+	session func(r *http.Request, a admission, conn net.Conn, brw *bufio.ReadWriter) *Session) {
 	a, ok := srv.admit(w, r)
 	if !ok {
 		return
 	}
-	upgraded := false
-	defer func() {
-		if !upgraded {
-			srv.unreserve()
-		}
-	}()
-
 	conn, brw, err := http.NewResponseController(w).Hijack()
 	if err != nil {
+		srv.unreserve()
 		http.Error(w, "websocket: hijack not supported", http.StatusInternalServerError)
 		return
 	}
+	s := session(r, a, conn, brw)
+	if s == nil {
+		srv.unreserve()
+		return
+	}
+	srv.launch(s) // add takes over the admission
+}
+
+// plainSession answers 101 on a connection net/http or Serve hijacked and makes its
+// session: on the event loop when its descriptor can be taken, on the portable path
+// otherwise (a *tls.Conn under an https server, or no poller on this platform).
+func (srv *Server) plainSession(r *http.Request, a admission, conn net.Conn, brw *bufio.ReadWriter) *Session {
 	// A client may send its first frame right behind the handshake; whatever net/http
 	// already buffered is copied out, and nothing of its reader or writer is kept.
 	var pre *[]byte
@@ -110,11 +125,10 @@ func (srv *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		pre = pool.Get(n)
 		copy(*pre, p)
 	}
-	brw = nil
 
 	if _, err := conn.Write(acceptResponse(a.key, a.ext)); err != nil {
 		_ = conn.Close()
-		return
+		return nil
 	}
 	fd, polled := -1, false
 	if srv.eng.poll != nil {
@@ -140,21 +154,31 @@ func (srv *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		// anything else can see it.
 		s.fd = -1
 		s.blk = newBlockingIO()
-	} else {
-		// Register before the session is visible, so a Close racing this upgrade finds it
-		// registered (finish removes it) and never a descriptor it has already closed.
-		// Events before ready is set are ignored; the read below catches up.
-		token, err := srv.eng.poll.Add(fd, (*pollHandler)(s))
-		if err != nil {
-			srv.opts.Logger.Error("live: poller refused a connection", "err", err)
-			s.closeSocket()
-			return
-		}
-		s.token, s.registered = token, true
+		return s
 	}
+	if !srv.register(s) {
+		return nil
+	}
+	return s
+}
 
-	upgraded = true // add takes over the admission
-	srv.launch(s)
+// register adds the session's descriptor to the poller before the session is visible, so
+// a Close racing the upgrade finds it registered (finish removes it) and never a
+// descriptor it has already closed; events before ready is set are ignored, and launch's
+// first read catches up. If the poller refuses, the session's socket (and record layer)
+// is released and register reports false.
+func (srv *Server) register(s *Session) bool {
+	token, err := srv.eng.poll.Add(int(s.fd), (*pollHandler)(s))
+	if err != nil {
+		srv.opts.Logger.Error("live: poller refused a connection", "err", err)
+		if s.tls != nil {
+			s.tls.Release()
+		}
+		s.closeSocket()
+		return false
+	}
+	s.token, s.registered = token, true
+	return true
 }
 
 // launch makes an upgraded, registered session visible and starts it. When the server

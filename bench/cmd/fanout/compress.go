@@ -14,8 +14,6 @@ import (
 	"github.com/gobwas/ws"
 	"github.com/gobwas/ws/wsflate"
 
-	"github.com/livepoll/livepoll/bench/internal/harness"
-	"github.com/livepoll/livepoll/bench/internal/tlscert"
 	"github.com/livepoll/livepoll/internal/wsfleet"
 )
 
@@ -24,19 +22,6 @@ import (
 // send compressed frames; the client inflates them and counts the bytes each delivery
 // took on the wire. The client fleet (internal/wsfleet) does not offer extensions, so the
 // subscribers are dialed here and only then handed to its loops.
-
-// startServer starts the server app, with -compress when asked, serving wss:// with
-// cert when it is not nil (-tls).
-func startServer(bin, logPath string, cert *tlscert.Files) (*harness.Server, error) {
-	var extra []string
-	if *compress {
-		extra = append(extra, "-compress")
-	}
-	if cert != nil {
-		return harness.StartTLSServer(bin, logPath, *timeout, *cert, extra...)
-	}
-	return harness.StartServer(bin, logPath, *timeout, extra...)
-}
 
 // dialCompressing opens subscribers [0, n) offering permessage-deflate, at most conc
 // handshakes at once and rate per second, from the fleet's source addresses, and hands

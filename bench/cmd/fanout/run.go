@@ -185,7 +185,7 @@ func runImpl(benchDir, tmp, self, impl string, cert *tlscert.Files, r *Result) e
 	if err != nil {
 		return err
 	}
-	srv, err := startServer(bin, filepath.Join(tmp, impl+"-server.log"), cert)
+	srv, err := harness.StartApp(bin, filepath.Join(tmp, impl+"-server.log"), *timeout, cert, *compress)
 	if err != nil {
 		return err
 	}

@@ -8,8 +8,6 @@ import (
 
 	"github.com/gobwas/ws"
 
-	"github.com/livepoll/livepoll/bench/internal/harness"
-	"github.com/livepoll/livepoll/bench/internal/tlscert"
 	"github.com/livepoll/livepoll/internal/wsfleet"
 )
 
@@ -18,19 +16,6 @@ import (
 // echo of about 2 KiB of JSON and waits for the reply, which must arrive compressed: so
 // every session has negotiated compression and been through the server's compression
 // path once before the fleet idles and the server is sampled.
-
-// startServer starts the server app, with -compress when asked, serving wss:// with
-// cert when it is not nil (-tls).
-func startServer(bin, logPath string, cert *tlscert.Files) (*harness.Server, error) {
-	var extra []string
-	if *compress {
-		extra = append(extra, "-compress")
-	}
-	if cert != nil {
-		return harness.StartTLSServer(bin, logPath, *timeout, *cert, extra...)
-	}
-	return harness.StartServer(bin, logPath, *timeout, extra...)
-}
 
 // echoMessage is connection i's echo request: 2 KiB or so of JSON that compresses about
 // as a real message does (to roughly a third with deflate), not a run of one byte.

@@ -167,6 +167,16 @@ func StartServer(bin, logPath string, exitAfter time.Duration, extra ...string) 
 	return start(bin, logPath, exitAfter, nil, extra)
 }
 
+// StartApp starts a server app for a measuring program: serving wss:// with cert when it
+// is not nil (as StartTLSServer), ws:// otherwise, and with -compress when compress is set.
+func StartApp(bin, logPath string, exitAfter time.Duration, cert *tlscert.Files, compress bool) (*Server, error) {
+	var extra []string
+	if compress {
+		extra = append(extra, "-compress")
+	}
+	return start(bin, logPath, exitAfter, cert, extra)
+}
+
 // StartTLSServer is StartServer for wss://: the app gets the certificate's files
 // (-cert, -key) and serves wss:// on Addr and /stats as plain HTTP on StatsAddr
 // (-stats-addr), another free loopback port.

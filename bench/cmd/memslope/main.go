@@ -176,7 +176,7 @@ func measure(benchDir, tmp, impl string, ns []int, cert *tlscert.Files, r *Resul
 	if err != nil {
 		return err
 	}
-	srv, err := startServer(bin, filepath.Join(tmp, impl+"-server.log"), cert)
+	srv, err := harness.StartApp(bin, filepath.Join(tmp, impl+"-server.log"), *timeout, cert, *compress)
 	if err != nil {
 		return err
 	}
@@ -316,13 +316,7 @@ func runClient() error {
 		loops = append(loops, l)
 		running.Go(l.Run)
 	}
-	have := 0
-	in := bufio.NewScanner(os.Stdin)
-	for in.Scan() {
-		n, err := strconv.Atoi(strings.TrimSpace(in.Text()))
-		if err != nil {
-			return err
-		}
+	err := growBySteps(func(have, n int) (int64, error) {
 		spec := wsfleet.DialSpec{
 			URL: *serverURL, From: have, To: n, Concurrency: *conc, Rate: *rate,
 			First: func(i int) []byte {
@@ -343,20 +337,19 @@ func runClient() error {
 			},
 		}
 		if err := wsfleet.DialMany(context.Background(), spec); err != nil {
-			return err
+			return 0, err
 		}
 		if *compress {
 			if err := echo.wait(n, 30*time.Second+time.Duration(n-have)*time.Millisecond); err != nil {
-				return err
+				return 0, err
 			}
 		}
-		have = n
 		var closed int64
 		for _, l := range loops {
 			closed += l.Closed.Load()
 		}
-		fmt.Printf("ok %d closed %d\n", n, closed)
-	}
+		return closed, nil
+	})
 	for _, l := range loops {
 		l.Stop()
 	}
@@ -364,7 +357,7 @@ func runClient() error {
 	for _, l := range loops {
 		l.CloseAll()
 	}
-	return nil
+	return err
 }
 
 // saveHeapProfile writes the server's heap profile (after a GC) to file: what its
@@ -395,6 +388,28 @@ func saveHeapProfile(addr, file string) error {
 	return f.Close()
 }
 
+// growBySteps reads connection counts from stdin, one a line, and calls step to grow the
+// fleet from the last count to each; after each it answers "ok N closed C" (C: the
+// connections the server closed so far). It returns at EOF, or at the first bad line or
+// error of step.
+func growBySteps(step func(have, n int) (closed int64, err error)) error {
+	have := 0
+	in := bufio.NewScanner(os.Stdin)
+	for in.Scan() {
+		n, err := strconv.Atoi(strings.TrimSpace(in.Text()))
+		if err != nil {
+			return err
+		}
+		closed, err := step(have, n)
+		if err != nil {
+			return err
+		}
+		have = n
+		fmt.Printf("ok %d closed %d\n", n, closed)
+	}
+	return nil
+}
+
 // runTLSClient is runClient for wss:// (-tls): the same steps and answers, through a
 // tlsfleet (a reader goroutine per connection, which answers pings and close frames).
 func runTLSClient() error {
@@ -403,25 +418,15 @@ func runTLSClient() error {
 		return err
 	}
 	fleet := tlsfleet.New(nil)
-	have := 0
-	in := bufio.NewScanner(os.Stdin)
-	for in.Scan() {
-		n, err := strconv.Atoi(strings.TrimSpace(in.Text()))
-		if err != nil {
-			return err
-		}
-		err = fleet.DialMany(context.Background(), tlsfleet.DialSpec{
+	err = growBySteps(func(have, n int) (int64, error) {
+		err := fleet.DialMany(context.Background(), tlsfleet.DialSpec{
 			URL: *serverURL, Config: config, From: have, To: n, Concurrency: *conc, Rate: *rate,
 			First: func(i int) []byte {
 				return fmt.Appendf(nil, `{"topic":"subscribe","data":{"topic":"room-%d"}}`, i%100)
 			},
 		})
-		if err != nil {
-			return err
-		}
-		have = n
-		fmt.Printf("ok %d closed %d\n", n, fleet.Closed.Load())
-	}
+		return fleet.Closed.Load(), err
+	})
 	fleet.CloseAll()
-	return nil
+	return err
 }

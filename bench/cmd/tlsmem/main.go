@@ -39,7 +39,6 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -235,25 +234,26 @@ func runClient() error {
 			nd := net.Dialer{LocalAddr: &net.TCPAddr{IP: src}}
 			return nd.DialContext(ctx, network, addr)
 		}
-		var err error
-		for attempt := range 3 {
-			var conn net.Conn
-			var br *bufio.Reader
-			conn, br, _, err = d.Dial(ctx, *target)
-			if err == nil {
-				if br != nil {
-					ws.PutReader(br) // the server sends nothing after the 101; nothing to keep
-				}
-				first := fmt.Appendf(nil, `{"topic":"subscribe","data":{"topic":"room-%d"}}`, i%100)
-				if _, err = conn.Write(wsfleet.AppendClientFrame(nil, ws.OpText, first)); err == nil {
-					mu.Lock()
-					conns = append(conns, conn)
-					mu.Unlock()
-					return nil
-				}
-				conn.Close()
+		err := wsfleet.Retry(ctx, 3, 10*time.Second, func(ctx context.Context) error {
+			conn, br, _, err := d.Dial(ctx, *target)
+			if err != nil {
+				return err
 			}
-			time.Sleep(time.Duration(attempt+1) * 100 * time.Millisecond)
+			if br != nil {
+				ws.PutReader(br) // the server sends nothing after the 101; nothing to keep
+			}
+			first := fmt.Appendf(nil, `{"topic":"subscribe","data":{"topic":"room-%d"}}`, i%100)
+			if _, err := conn.Write(wsfleet.AppendClientFrame(nil, ws.OpText, first)); err != nil {
+				conn.Close()
+				return err
+			}
+			mu.Lock()
+			conns = append(conns, conn)
+			mu.Unlock()
+			return nil
+		})
+		if err == nil {
+			return nil
 		}
 		return fmt.Errorf("dial %d from %v: %w", i, src, err)
 	}
@@ -265,7 +265,7 @@ func runClient() error {
 		if err != nil {
 			return err
 		}
-		if err := dialRange(have, n, dialOne); err != nil {
+		if err := wsfleet.Paced(context.Background(), have, n, *conc, max(1, *rate), dialOne); err != nil {
 			fmt.Printf("err %v\n", err)
 			continue
 		}
@@ -274,43 +274,6 @@ func runClient() error {
 	}
 	for _, c := range conns {
 		c.Close()
-	}
-	return nil
-}
-
-// dialRange runs dial for i in [from, to) with -conc workers, paced to -rate per second
-// in 10 ms batches. The first error stops it.
-func dialRange(from, to int, dial func(context.Context, int) error) error {
-	ctx, cancel := context.WithCancelCause(context.Background())
-	defer cancel(nil)
-	jobs := make(chan int)
-	var wg sync.WaitGroup
-	for range max(1, *conc) {
-		wg.Go(func() {
-			for i := range jobs {
-				if ctx.Err() == nil {
-					if err := dial(ctx, i); err != nil {
-						cancel(err)
-					}
-				}
-			}
-		})
-	}
-	const tick = 10 * time.Millisecond
-	perTick := max(1, *rate/int(time.Second/tick))
-	next := time.Now()
-	for i := from; i < to && ctx.Err() == nil; {
-		for k := 0; k < perTick && i < to; k++ {
-			jobs <- i
-			i++
-		}
-		next = next.Add(tick)
-		time.Sleep(time.Until(next))
-	}
-	close(jobs)
-	wg.Wait()
-	if err := context.Cause(ctx); err != nil && !errors.Is(err, context.Canceled) {
-		return err
 	}
 	return nil
 }

@@ -63,9 +63,7 @@ func TestPoolShrinksWhenIdle(t *testing.T) {
 	// A retired pool still runs new work.
 	done := make(chan struct{})
 	p.Submit(funcTask(func() { close(done) }))
-	select {
-	case <-done:
-	case <-time.After(5 * time.Second):
+	if !closedWithin(done, 5*time.Second) {
 		t.Fatal("task after shrink did not run")
 	}
 }
@@ -370,9 +368,7 @@ func TestPoolRequeuedTasksShareIsBounded(t *testing.T) {
 			for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
 			}
 			if i == 0 {
-				select { // the fresh task must get a worker while this one runs
-				case <-freshRan:
-				case <-time.After(5 * time.Second):
+				if !closedWithin(freshRan, 5*time.Second) { // the fresh task must get a worker while this one runs
 					t.Error("a fresh task did not run while a requeued task held its share")
 				}
 			} else {
@@ -411,9 +407,7 @@ func TestPoolBlockedRequeuedTaskFreesItsShare(t *testing.T) {
 		defer wg.Done()
 		p.Block()
 		defer p.Unblock()
-		select {
-		case <-secondRan:
-		case <-time.After(5 * time.Second):
+		if !closedWithin(secondRan, 5*time.Second) {
 			t.Error("a second requeued task did not run while the first was blocked")
 		}
 	})
@@ -435,24 +429,18 @@ func TestPoolRequeueFromOutsideRuns(t *testing.T) {
 	defer p.Close()
 	ran := make(chan struct{})
 	p.Requeue(funcTask(func() { close(ran) }))
-	select {
-	case <-ran:
-	case <-time.After(5 * time.Second):
+	if !closedWithin(ran, 5*time.Second) {
 		t.Fatal("a task requeued with no worker running never ran")
 	}
 	warm := make(chan struct{})
 	p.Submit(funcTask(func() { close(warm) })) // parks a worker
-	select {
-	case <-warm:
-	case <-time.After(5 * time.Second):
+	if !closedWithin(warm, 5*time.Second) {
 		t.Fatal("a submitted task never ran")
 	}
 	waitFor(t, "the worker parked", func() bool { p.mu.Lock(); defer p.mu.Unlock(); return len(p.idle) == p.workers })
 	ran2 := make(chan struct{})
 	p.Requeue(funcTask(func() { close(ran2) }))
-	select {
-	case <-ran2:
-	case <-time.After(5 * time.Second):
+	if !closedWithin(ran2, 5*time.Second) {
 		t.Fatal("a task requeued while every worker was parked never ran")
 	}
 }
@@ -497,5 +485,18 @@ func TestPoolShareHoldsWithShortCallbacks(t *testing.T) {
 	}
 	if w := p.Workers(); w > p.eager {
 		t.Fatalf("short callbacks grew the pool to %d workers (eager %d)", w, p.eager)
+	}
+}
+
+// closedWithin reports whether ch is closed (or receives) within d: every wait for a
+// task to run has a deadline.
+func closedWithin(ch <-chan struct{}, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ch:
+		return true
+	case <-t.C:
+		return false
 	}
 }

@@ -34,13 +34,7 @@ func wssDial(t testing.TB, url string, client *tls.Config, version uint16) *webs
 	if version != 0 {
 		cfg.MinVersion, cfg.MaxVersion = version, version
 	}
-	d := websocket.Dialer{TLSClientConfig: cfg, HandshakeTimeout: waitTimeout}
-	c, _, err := d.Dial(url, nil)
-	if err != nil {
-		t.Fatalf("dial %s: %v", url, err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return c
+	return wssDialWithin(t, url, cfg, waitTimeout)
 }
 
 func echoServer(opts Options) *Server {

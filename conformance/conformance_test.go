@@ -46,18 +46,23 @@ func startEcho(t *testing.T) string {
 
 // TestConformance runs every case and checks that livepoll gets the verdict the table states.
 func TestConformance(t *testing.T) {
-	addr := startEcho(t)
+	runAllCases(t, startEcho(t), "")
+}
+
+// runAllCases runs every case against addr as a subtest, each wanting its stated verdict;
+// over names the transport in messages ("" for ws).
+func runAllCases(t *testing.T, addr, over string) {
 	start := time.Now()
 	for _, tc := range allCases() {
 		t.Run(tc.name, func(t *testing.T) {
 			v, detail := runCase(addr, tc)
 			t.Logf("%s: %s", v, detail)
 			if v != tc.verdict {
-				t.Errorf("verdict %s, want %s: %s", v, tc.verdict, detail)
+				t.Errorf("verdict %s%s, want %s: %s", v, over, tc.verdict, detail)
 			}
 		})
 	}
-	t.Logf("%d cases in %v", len(allCases()), time.Since(start).Round(time.Millisecond))
+	t.Logf("%d cases%s in %v", len(allCases()), over, time.Since(start).Round(time.Millisecond))
 }
 
 // TestWriteReport checks that docs/conformance.md matches the case table; with -update it

@@ -58,15 +58,5 @@ func TestConformanceTLS(t *testing.T) {
 		}
 		return tc, nil
 	}
-	start := time.Now()
-	for _, tc := range allCases() {
-		t.Run(tc.name, func(t *testing.T) {
-			v, detail := runCase(addr, tc)
-			t.Logf("%s: %s", v, detail)
-			if v != tc.verdict {
-				t.Errorf("verdict %s over wss, want %s: %s", v, tc.verdict, detail)
-			}
-		})
-	}
-	t.Logf("%d cases over wss in %v", len(allCases()), time.Since(start).Round(time.Millisecond))
+	runAllCases(t, addr, " over wss")
 }

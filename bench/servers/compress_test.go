@@ -24,20 +24,11 @@ var compressing = []string{"livepoll", "gorilla", "nbio", "gws"}
 // client that offers permessage-deflate, that the answer accepts it and that a 2 KiB
 // JSON publish arrives compressed and inflates to the envelope.
 func TestCompressedPubSub(t *testing.T) {
-	benchDir, err := harness.BenchDir()
-	if err != nil {
-		t.Fatal(err)
-	}
 	tmp := t.TempDir()
 	for _, impl := range compressing {
 		t.Run(impl, func(t *testing.T) {
 			t.Parallel()
-			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-			defer cancel()
-			bin, err := harness.Build(ctx, benchDir, impl, tmp)
-			if err != nil {
-				t.Fatal(err)
-			}
+			bin := built(t, impl)
 			srv := startCompressing(t, bin, filepath.Join(tmp, impl+".log"))
 			defer srv.Stop(2 * time.Second)
 			defer func() {

@@ -16,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -31,6 +32,47 @@ import (
 var impls = []string{"livepoll", "mizu", "gorilla", "nbio", "gws"}
 
 const wait = 5 * time.Second // deadline of every single wait below
+
+// binDir holds the server binaries, built once per test run for all the tests.
+var binDir string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "servers-test-")
+	if err != nil {
+		panic(err)
+	}
+	binDir = dir
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// builds builds each server app once, the first time a test asks for it.
+var builds = func() map[string]func() (string, error) {
+	m := map[string]func() (string, error){}
+	for _, impl := range impls {
+		m[impl] = sync.OnceValues(func() (string, error) {
+			benchDir, err := harness.BenchDir()
+			if err != nil {
+				return "", err
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			return harness.Build(ctx, benchDir, impl, binDir)
+		})
+	}
+	return m
+}()
+
+// built returns the binary of servers/<impl>, built once for every test of the run.
+func built(t *testing.T, impl string) string {
+	t.Helper()
+	bin, err := builds[impl]()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bin
+}
 
 func TestImplsCoverServersDir(t *testing.T) {
 	entries, err := os.ReadDir(".")
@@ -49,20 +91,11 @@ func TestImplsCoverServersDir(t *testing.T) {
 }
 
 func TestPubSub(t *testing.T) {
-	benchDir, err := harness.BenchDir()
-	if err != nil {
-		t.Fatal(err)
-	}
 	tmp := t.TempDir()
 	for _, impl := range impls {
 		t.Run(impl, func(t *testing.T) {
 			t.Parallel()
-			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-			defer cancel()
-			bin, err := harness.Build(ctx, benchDir, impl, tmp)
-			if err != nil {
-				t.Fatal(err)
-			}
+			bin := built(t, impl)
 			// The server exits by itself after a minute at the latest; Stop
 			// ends it (by its PID) when the test is done.
 			srv, err := harness.StartServer(bin, filepath.Join(tmp, impl+".log"), time.Minute)
@@ -84,10 +117,6 @@ func TestPubSub(t *testing.T) {
 // each library's way, see its main.go), TLS 1.3 and ALPN http/1.1 negotiated with a Go
 // client that trusts the certificate, /stats as plain HTTP on -stats-addr.
 func TestPubSubTLS(t *testing.T) {
-	benchDir, err := harness.BenchDir()
-	if err != nil {
-		t.Fatal(err)
-	}
 	tmp := t.TempDir()
 	cert, files, err := tlscert.Make(tmp, "servers-test")
 	if err != nil {
@@ -96,12 +125,7 @@ func TestPubSubTLS(t *testing.T) {
 	for _, impl := range impls {
 		t.Run(impl, func(t *testing.T) {
 			t.Parallel()
-			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-			defer cancel()
-			bin, err := harness.Build(ctx, benchDir, impl, tmp)
-			if err != nil {
-				t.Fatal(err)
-			}
+			bin := built(t, impl)
 			srv, err := harness.StartTLSServer(bin, filepath.Join(tmp, impl+"-tls.log"), time.Minute, files)
 			if err != nil {
 				t.Fatal(err)

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"net/http/httptest"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -15,7 +14,6 @@ import (
 	"time"
 
 	"github.com/livepoll/livepoll/internal/srvstats"
-	"github.com/livepoll/livepoll/live"
 )
 
 func TestInflightFlagChecks(t *testing.T) {
@@ -112,13 +110,7 @@ func TestClosedLoopEchoAgainstOwnServer(t *testing.T) {
 
 func TestClosedLoopEchoAgainstInProcessServer(t *testing.T) {
 	t.Parallel()
-	h, srv := newApp(live.Options{})
-	hs := httptest.NewServer(h)
-	defer func() {
-		hs.Close()
-		srv.Close()
-	}()
-	url := "ws" + strings.TrimPrefix(hs.URL, "http") + "/ws"
+	_, url := inProcessServer(t)
 	r := runLoadgen(t, "-url", url, "-scenario", "echo", "-inflight", "1", "-conns", "50", "-duration", "1s",
 		"-connect-rate", "2000", "-concurrency", "20", "-progress", "0")
 	checkClosedLoop(t, r, 50, 1)

@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/livepoll/livepoll/internal/leakcheck"
-	"github.com/livepoll/livepoll/live"
 )
 
 // TestMain also runs the child roles: loadgen re-executes itself, which under go test
@@ -166,13 +165,7 @@ func TestScenariosAgainstOwnServer(t *testing.T) {
 
 func TestScenariosAgainstInProcessServer(t *testing.T) {
 	t.Parallel()
-	h, srv := newApp(live.Options{})
-	hs := httptest.NewServer(h)
-	defer func() {
-		hs.Close()
-		srv.Close()
-	}()
-	url := "ws" + strings.TrimPrefix(hs.URL, "http") + "/ws"
+	_, url := inProcessServer(t)
 	for _, sc := range []string{scenarioSubscribe, scenarioPublish, scenarioEcho, scenarioChurn} {
 		t.Run(sc, func(t *testing.T) {
 			r := runLoadgen(t, "-url", url, "-scenario", sc, "-conns", "150", "-topics", "10", "-duration", "1s",

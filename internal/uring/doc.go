@@ -7,8 +7,9 @@
 // 10,000 sockets costs 10,000 writev calls, or 40 io_uring_enter calls with 256 sends
 // each. Every send carries MSG_DONTWAIT, so a socket whose buffer is full completes at
 // once with EAGAIN (the caller waits for its writable edge, as after a writev) and Submit
-// never waits for a slow client. It is not a general io_uring binding: no reads, no
-// registered buffers, no polling thread.
+// never waits for a slow client. PrepareRecv does the same for receives, for a
+// client fleet that reads many ready sockets after one epoll_wait. It is not a general
+// io_uring binding: no registered buffers, no polling thread.
 //
 // New returns an error where io_uring is missing or forbidden (old kernels, seccomp
 // filters, kernel.io_uring_disabled); callers then write with writev.

@@ -19,6 +19,7 @@ const MaxBufs = 8
 // Kernel ABI (include/uapi/linux/io_uring.h).
 const (
 	opSendmsg             = 9
+	opRecv                = 27
 	offSQRing             = 0
 	offCQRing             = 0x8000000
 	offSQEs               = 0x10000000
@@ -218,6 +219,29 @@ func (r *Ring) Prepare(fd int, bufs [][]byte) int {
 	return i
 }
 
+// PrepareRecv queues a receive of up to len(buf) bytes from fd, with MSG_DONTWAIT (an
+// empty socket answers -EAGAIN at once; see CheckRecvNowait), and returns its index in the
+// results of the next Submit: the bytes received, 0 at the end of the stream, or a negated
+// errno. It returns -1 when the ring is full or buf is empty. buf must stay reachable and
+// untouched until Submit returns.
+func (r *Ring) PrepareRecv(fd int, buf []byte) int {
+	if r.n == r.size || r.failed || len(buf) == 0 {
+		return -1
+	}
+	i := r.n
+	tail := atomic.LoadUint32(r.sqTail)
+	r.sqes[(tail+uint32(i))&*r.sqMask] = sqe{
+		opcode:   opRecv,
+		fd:       int32(fd),
+		addr:     uint64(uintptr(unsafe.Pointer(&buf[0]))),
+		len:      uint32(len(buf)),
+		msgFlags: unix.MSG_DONTWAIT,
+		userData: uint64(i),
+	}
+	r.n++
+	return i
+}
+
 // NotSent is the result Submit gives a send the kernel never took.
 const NotSent = math.MinInt32
 
@@ -319,8 +343,30 @@ func (r *Ring) CheckNowait() error {
 			return os.NewSyscallError("write", err)
 		}
 	}
-	if r.Prepare(fds[0], [][]byte{r.probe[:1]}) != 0 {
-		return errors.New("uring: CheckNowait needs a ring with nothing prepared")
+	return r.checkAtOnce("send to a full socket", r.Prepare(fds[0], [][]byte{r.probe[:1]}))
+}
+
+// CheckRecvNowait tells whether this kernel completes a receive from an empty socket at
+// once, with EAGAIN, instead of waiting for data: a caller that receives from many
+// sockets in one Submit relies on that never to wait for one that has nothing. The same
+// rules as for CheckNowait apply.
+func (r *Ring) CheckRecvNowait() error {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return os.NewSyscallError("socketpair", err)
+	}
+	defer unix.Close(fds[1])
+	defer unix.Close(fds[0])
+	r.probe = make([]byte, 64) // kept until Close: a waiting receive may still write it
+	return r.checkAtOnce("receive from an empty socket", r.PrepareRecv(fds[0], r.probe))
+}
+
+// checkAtOnce submits the one operation prepared (at index i, which must be 0) without
+// waiting and checks that it completed at once with EAGAIN.
+func (r *Ring) checkAtOnce(what string, i int) error {
+	if i != 0 {
+		r.discard()
+		return errors.New("uring: the check needs a ring with nothing prepared")
 	}
 	tail := atomic.LoadUint32(r.sqTail)
 	atomic.StoreUint32(r.sqTail, tail+1)
@@ -334,10 +380,10 @@ func (r *Ring) CheckNowait() error {
 		return os.NewSyscallError("io_uring_enter", errno)
 	case got == 0:
 		r.failed = true
-		return errors.New("uring: this kernel lets a non-blocking send to a full socket wait for room")
+		return fmt.Errorf("uring: this kernel lets a non-blocking %s wait", what)
 	case res[0] != -int32(unix.EAGAIN):
 		r.failed = true
-		return fmt.Errorf("uring: a send to a full socket completed with %d, want -EAGAIN", res[0])
+		return fmt.Errorf("uring: a %s completed with %d, want -EAGAIN", what, res[0])
 	}
 	return nil
 }

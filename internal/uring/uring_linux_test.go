@@ -4,6 +4,7 @@ package uring
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -280,4 +281,74 @@ func TestSubmitOnClosedRingReportsNotSent(t *testing.T) {
 		t.Fatal("a failed ring took another send")
 	}
 	r.fd = -1 // already closed
+}
+
+// Receives from several sockets in one Submit: each gets its own socket's bytes (at most
+// its buffer's length), an empty socket answers -EAGAIN at once, a closed peer 0 and a bad
+// descriptor -EBADF.
+func TestRecvFromManySockets(t *testing.T) {
+	r := newRing(t, 8)
+	if err := r.CheckRecvNowait(); err != nil {
+		t.Fatalf("CheckRecvNowait: %v", err)
+	}
+	const n = 4
+	fds := make([]int, n)
+	for i := range fds {
+		var c net.Conn
+		fds[i], c = pair(t)
+		switch i {
+		case 0, 1:
+			c.SetWriteDeadline(time.Now().Add(5 * time.Second))
+			if _, err := c.Write([]byte(fmt.Sprintf("message %d to socket %d", i, i))); err != nil {
+				t.Fatal(err)
+			}
+		case 3:
+			c.Close()
+		}
+	}
+	// Wait until the data and the FIN have arrived, so the receives find them.
+	for _, i := range []int{0, 1, 3} {
+		pfd := []unix.PollFd{{Fd: int32(fds[i]), Events: unix.POLLIN}}
+		if k, err := unix.Poll(pfd, 5000); k != 1 || err != nil {
+			t.Fatalf("socket %d not readable: %d, %v", i, k, err)
+		}
+	}
+	bufs := make([][]byte, n+1)
+	for i := range bufs {
+		bufs[i] = make([]byte, 64)
+	}
+	bufs[1] = bufs[1][:7] // shorter than the message: the rest stays in the socket
+	for i, fd := range fds {
+		if got := r.PrepareRecv(fd, bufs[i]); got != i {
+			t.Fatalf("PrepareRecv %d = %d", i, got)
+		}
+	}
+	if r.PrepareRecv(fds[0], nil) != -1 {
+		t.Fatal("PrepareRecv took an empty buffer")
+	}
+	r.PrepareRecv(1<<20, bufs[n]) // no such descriptor
+	res := make([]int32, n+1)
+	if err := r.Submit(res); err != nil {
+		t.Fatal(err)
+	}
+	if got := string(bufs[0][:max(res[0], 0)]); got != "message 0 to socket 0" {
+		t.Errorf("socket 0: %d, %q", res[0], got)
+	}
+	if got := string(bufs[1][:max(res[1], 0)]); got != "message" {
+		t.Errorf("socket 1: %d, %q, want the first 7 bytes", res[1], got)
+	}
+	if res[2] != -int32(unix.EAGAIN) {
+		t.Errorf("empty socket: %d, want -EAGAIN", res[2])
+	}
+	if res[3] != 0 {
+		t.Errorf("closed peer: %d, want 0", res[3])
+	}
+	if res[4] != -int32(unix.EBADF) {
+		t.Errorf("bad descriptor: %d, want -EBADF", res[4])
+	}
+	// What the short receive left is still there.
+	r.PrepareRecv(fds[1], bufs[1][:64])
+	if err := r.Submit(res); err != nil || string(bufs[1][:max(res[0], 0)]) != " 1 to socket 1" {
+		t.Fatalf("the rest of socket 1: %d, %q, %v", res[0], bufs[1][:max(res[0], 0)], err)
+	}
 }

@@ -28,8 +28,14 @@ func (r *Ring) Size() int { return 0 }
 // Prepare always reports a full ring.
 func (r *Ring) Prepare(fd int, bufs [][]byte) int { return -1 }
 
+// PrepareRecv always reports a full ring.
+func (r *Ring) PrepareRecv(fd int, buf []byte) int { return -1 }
+
 // Submit does nothing.
 func (r *Ring) Submit(res []int32) error { return nil }
 
 // CheckNowait reports that io_uring is Linux only.
 func (r *Ring) CheckNowait() error { return errors.New("uring: io_uring is Linux only") }
+
+// CheckRecvNowait reports that io_uring is Linux only.
+func (r *Ring) CheckRecvNowait() error { return errors.New("uring: io_uring is Linux only") }

@@ -3,6 +3,7 @@ package wsfleet
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/http/httptest"
 	"strings"
@@ -15,6 +16,7 @@ import (
 	"github.com/gobwas/ws"
 
 	"github.com/livepoll/livepoll/internal/leakcheck"
+	"github.com/livepoll/livepoll/internal/uring"
 	"github.com/livepoll/livepoll/live"
 )
 
@@ -380,4 +382,66 @@ func TestDeflateOffer(t *testing.T) {
 			}
 		})
 	}
+}
+
+// Many sockets ready at once are read in batches through io_uring where it works, and
+// with read(2) otherwise (WSFLEET_URING=0): either way every connection gets exactly its
+// own messages, including ones larger than a batch slot (the rest comes in later rounds).
+func TestBatchedReads(t *testing.T) {
+	for _, ring := range []bool{true, false} {
+		name := map[bool]string{true: "uring", false: "read"}[ring]
+		t.Run(name, func(t *testing.T) {
+			if ring && openRingOrNil() == nil {
+				t.Skip("io_uring unavailable here: loops read with read(2)")
+			}
+			defer func(old bool) { useRing = old }(useRing)
+			useRing = ring
+			_, url := echoServer(t, live.Options{})
+			f := newFleet(t)
+			const n = 300
+			conns := f.dial(t, url, n)
+			big := func(i int) string { return fmt.Sprintf("%d-%s", i, strings.Repeat("x", batchSlot+1000*(i%7))) }
+			for _, c := range conns {
+				msg := fmt.Sprintf(`{"topic":"x","data":%q}`, big(c.ID))
+				if err := c.Write(AppendClientFrame(nil, ws.OpText, []byte(msg)), 5*time.Second); err != nil {
+					t.Fatal(err)
+				}
+			}
+			waitFor(t, "every echo", func() bool {
+				f.mu.Lock()
+				defer f.mu.Unlock()
+				for i := range conns {
+					if len(f.msgs[i]) < 2 {
+						return false
+					}
+				}
+				return true
+			})
+			f.mu.Lock()
+			defer f.mu.Unlock()
+			for i := range conns {
+				want := fmt.Sprintf(`{"topic":"echo","data":%q}`, big(i))
+				if len(f.msgs[i]) != 2 || f.msgs[i][1] != want {
+					t.Fatalf("conn %d got %d messages, the second %d bytes, want %d", i, len(f.msgs[i]), len(f.msgs[i][len(f.msgs[i])-1]), len(want))
+				}
+			}
+			var batched int64
+			for _, l := range f.loops {
+				batched += l.Batched.Load()
+			}
+			if ring && batched == 0 || !ring && batched != 0 {
+				t.Fatalf("%d receives went through io_uring with useRing %v", batched, ring)
+			}
+			t.Logf("%d receives through io_uring", batched)
+		})
+	}
+}
+
+// openRingOrNil tells whether this machine gives loops a ring (and closes it).
+func openRingOrNil() *uring.Ring {
+	r := openRing()
+	if r != nil {
+		r.Close()
+	}
+	return r
 }

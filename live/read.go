@@ -23,7 +23,9 @@ import (
 // A run reads in bounded turns: at most turnReads reads and turnFrames frames. A session
 // with more input then goes to the back of the pool's queue (its unparsed bytes kept in
 // pending), so a client that keeps its socket full gets a turn like everyone else and never
-// holds a worker. Reading also stops, without a turn at the back, while the session's
+// holds a worker; and a session whose last turn was heavy (used up, or heavyTurn bytes)
+// goes to the back when the poller finds it ready again, until a light turn (flagHeavy).
+// Reading also stops, without a turn at the back, while the session's
 // outgoing queue is above its high-water mark (the flush that drains it resumes reading) or
 // while the client is over its rate limit (the sweeper resumes it).
 
@@ -32,6 +34,8 @@ const (
 	// turnReads and turnFrames bound one turn: 128 KiB of input and 64 frames.
 	turnReads  = 4
 	turnFrames = 64
+	// heavyTurn is the input one turn may read and still count as light (flagHeavy).
+	heavyTurn = 16 << 10
 )
 
 // pollHandler receives the poller's events for a session.
@@ -42,7 +46,7 @@ type pollHandler Session
 // everything else to the worker pool.
 func (h *pollHandler) Ready(ev poller.Event) {
 	s := (*Session)(h)
-	if !s.ready.Load() {
+	if s.flags.Load()&flagReady == 0 {
 		return // registration is finishing; it raises workRead itself
 	}
 	var work uint32
@@ -125,10 +129,13 @@ func (s *Session) readReady(drain bool) (more bool) {
 	bp := pool.Get(readBufSize)
 	defer pool.Put(bp)
 	buf := *bp
+	got := 0
+	defer func() { s.setHeavy(more || got >= heavyTurn) }()
 	for range turnReads {
 		n, err := s.read(buf)
 		switch {
 		case n > 0:
+			got += n
 			if stopped := s.received(buf[:n]); stopped {
 				return s.afterPause()
 			}

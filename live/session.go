@@ -55,8 +55,8 @@ type Session struct {
 	// keepalive sweeper last pinged (owned by the sweeper).
 	lastRead atomic.Int64
 	pingedAt int64
-	fd       int32       // -1 on the portable path
-	ready    atomic.Bool // registered with the poller: events may be handled
+	fd       int32         // -1 on the portable path
+	flags    atomic.Uint32 // flagReady, flagHeavy
 	state    atomic.Int32
 	sig      pool.Signal
 
@@ -169,9 +169,42 @@ func (s *Session) IsClosed() bool { return s.state.Load() != stateOpen }
 // raise records work for the session and schedules it on the worker pool if idle.
 func (s *Session) raise(work uint32) {
 	if s.sig.Raise(work) {
-		s.srv.eng.pool.Submit((*sessionTask)(s))
+		if s.flags.Load()&flagHeavy != 0 {
+			s.srv.eng.pool.SubmitBehind((*sessionTask)(s))
+		} else {
+			s.srv.eng.pool.Submit((*sessionTask)(s))
+		}
 	}
 }
+
+// Session.flags.
+const (
+	// flagReady: registered with the poller, events may be handled.
+	flagReady = 1 << iota
+	// flagHeavy: the session's last reading turn was heavy (it used up the turn, or read
+	// heavyTurn bytes or more): when it becomes ready again it queues behind the light
+	// sessions, in the requeued tasks' share, instead of ahead of them (pool.SubmitBehind).
+	// The next light turn clears it.
+	flagHeavy
+)
+
+// setHeavy records whether the turn that just ended was heavy.
+func (s *Session) setHeavy(heavy bool) {
+	if was := s.flags.Load()&flagHeavy != 0; was == heavy {
+		return
+	}
+	if heavy {
+		s.flags.Or(flagHeavy)
+	} else {
+		s.flags.And(^uint32(flagHeavy))
+	}
+	if hook := testHookHeavy.Load(); hook != nil {
+		(*hook)(s, heavy)
+	}
+}
+
+// testHookHeavy, if set (tests only), sees every change of a session's flagHeavy.
+var testHookHeavy atomic.Pointer[func(s *Session, heavy bool)]
 
 // subscribe adds a topic; a no-op once the session is closing.
 func (s *Session) subscribe(name string) {

@@ -206,7 +206,7 @@ func (srv *Server) launch(s *Session) {
 		s.startBlocking()
 		return
 	}
-	s.ready.Store(true)
+	s.flags.Or(flagReady)
 	// Events that came before ready were ignored: read once now. Edge-triggered
 	// readiness resumes after the first read that returns EAGAIN.
 	s.raise(workRead | workDrain)

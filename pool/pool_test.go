@@ -445,6 +445,66 @@ func TestPoolRequeueFromOutsideRuns(t *testing.T) {
 	}
 }
 
+// SubmitBehind queues a task where Requeue does (behind submitted tasks, one in laterEvery
+// while both wait), and from outside any task hands it to a parked worker at once even
+// while another worker is busy (Requeue would leave it for the busy one).
+func TestPoolSubmitBehind(t *testing.T) {
+	p := New(2, time.Hour)
+	defer p.Close()
+	p.mu.Lock()
+	p.eager = 1 // one worker until the order check is done
+	p.mu.Unlock()
+	block := make(chan struct{})
+	started := make(chan struct{})
+	p.Submit(funcTask(func() { close(started); <-block }))
+	<-started
+	var mu sync.Mutex
+	var order []string
+	task := func(name string) Task {
+		return funcTask(func() { mu.Lock(); order = append(order, name); mu.Unlock() })
+	}
+	p.SubmitBehind(task("b0"))
+	for i := range 4 {
+		p.Submit(task(fmt.Sprint("s", i)))
+	}
+	close(block)
+	waitFor(t, "every task", func() bool { mu.Lock(); defer mu.Unlock(); return len(order) == 5 })
+	if want := "[s0 s1 s2 b0 s3]"; fmt.Sprint(order) != want {
+		t.Fatalf("order %v, want %v", order, want)
+	}
+	// One worker busy for good, one parked: the parked one takes the task.
+	block2 := make(chan struct{})
+	defer close(block2)
+	started2 := make(chan struct{})
+	p.mu.Lock()
+	p.eager = 2
+	p.mu.Unlock()
+	p.Submit(funcTask(func() { close(started2); <-block2 }))
+	<-started2
+	warm := make(chan struct{})
+	p.Submit(funcTask(func() { close(warm) }))
+	if !closedWithin(warm, 5*time.Second) {
+		t.Fatal("a submitted task never ran")
+	}
+	waitFor(t, "a worker parked", func() bool { p.mu.Lock(); defer p.mu.Unlock(); return len(p.idle) == 1 && p.workers == 2 })
+	ran := make(chan struct{})
+	if !p.SubmitBehind(funcTask(func() { close(ran) })) {
+		t.Fatal("SubmitBehind refused a task on an open pool")
+	}
+	if !closedWithin(ran, 5*time.Second) {
+		t.Fatal("SubmitBehind left the task waiting for the busy worker")
+	}
+}
+
+// SubmitBehind refuses tasks once the pool is closed.
+func TestPoolSubmitBehindAfterClose(t *testing.T) {
+	p := New(1, time.Hour)
+	p.Close()
+	if p.SubmitBehind(funcTask(func() { t.Error("ran on a closed pool") })) {
+		t.Fatal("SubmitBehind took a task after Close")
+	}
+}
+
 // Callbacks that only pass through Block and Unblock (an echo handler: no real blocking)
 // do not widen the requeued tasks' share, nor grow the pool: many requeued tasks, each
 // entering and leaving Block several times per turn, never run more than laterMax at once.

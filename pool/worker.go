@@ -91,6 +91,27 @@ func (p *Pool) Submit(t Task) bool { return p.submit(t, &p.queue) }
 // running t, once the pool is closed.
 func (p *Pool) Requeue(t Task) bool { return p.submit(t, &p.later) }
 
+// SubmitBehind schedules t as Requeue does, behind the tasks submitted with Submit and
+// within the requeued tasks' share, but from outside t's Run: a task known to be heavy
+// (one that used up its last turn) that becomes ready again waits behind the light ones
+// instead of taking a fresh turn ahead of them. It hands t to an idle worker when the
+// share has room; it starts no worker (a busy one takes t when it is done). It reports
+// false, without running t, once the pool is closed.
+func (p *Pool) SubmitBehind(t Task) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return false
+	}
+	p.later.push(t)
+	if len(p.idle) > 0 && p.laterSlotLocked() {
+		w := p.popIdleLocked()
+		w.wake <- p.popLaterLocked(w)
+	}
+	p.armStallLocked()
+	return true
+}
+
 // laterEvery: while both queues have tasks, every laterEvery-th task run is a requeued one.
 const laterEvery = 4
 
@@ -111,10 +132,8 @@ func (p *Pool) submit(t Task, q *fifo) bool {
 		p.mu.Unlock()
 		return true
 	}
-	if n := len(p.idle); n > 0 {
-		w := p.idle[n-1]
-		p.idle[n-1] = nil
-		p.idle = p.idle[:n-1]
+	if len(p.idle) > 0 {
+		w := p.popIdleLocked()
 		p.mu.Unlock()
 		w.wake <- t
 		return true
@@ -212,10 +231,8 @@ func (p *Pool) kickLaterLocked() {
 	if p.closed || p.later.len() == 0 || !p.laterSlotLocked() {
 		return
 	}
-	if n := len(p.idle); n > 0 {
-		w := p.idle[n-1]
-		p.idle[n-1] = nil
-		p.idle = p.idle[:n-1]
+	if len(p.idle) > 0 {
+		w := p.popIdleLocked()
 		w.wake <- p.popLaterLocked(w)
 		return
 	}
@@ -223,6 +240,15 @@ func (p *Pool) kickLaterLocked() {
 		w := newWorker()
 		p.startWorkerLocked(w, p.popLaterLocked(w))
 	}
+}
+
+// popIdleLocked takes the most recently parked worker off the idle list (there is one).
+func (p *Pool) popIdleLocked() *worker {
+	n := len(p.idle)
+	w := p.idle[n-1]
+	p.idle[n-1] = nil
+	p.idle = p.idle[:n-1]
+	return w
 }
 
 // laterSlotLocked reports whether one more worker may run a requeued task.

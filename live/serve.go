@@ -35,6 +35,11 @@ func (srv *Server) Serve(ln net.Listener) error {
 	// Start the event loop before accepting, so its descriptors are not the ones a burst of
 	// connections leaves missing (a failure here is retried at the first upgrade).
 	_ = srv.start()
+	if tl, ok := ln.(*net.TCPListener); ok {
+		if handled, err := srv.serveRaw(tl); handled {
+			return err
+		}
+	}
 	var pause time.Duration
 	for {
 		conn, err := ln.Accept()

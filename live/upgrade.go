@@ -15,6 +15,7 @@ import (
 
 	"github.com/gobwas/ws"
 
+	"github.com/livepoll/livepoll/poller"
 	"github.com/livepoll/livepoll/pool"
 )
 
@@ -131,7 +132,10 @@ func (srv *Server) plainSession(r *http.Request, a admission, conn net.Conn, brw
 		return nil
 	}
 	fd, polled := -1, false
-	if srv.eng.poll != nil {
+	var taken poller.Token // the registration of a handshake read on the event loop
+	if rfd, tok, ok := takeRaw(conn); ok {
+		fd, polled, taken, conn = rfd, true, tok, nil
+	} else if srv.eng.poll != nil {
 		var keep bool
 		if fd, keep, polled = detachFD(conn); polled && !keep {
 			conn = nil // the session owns fd
@@ -156,7 +160,14 @@ func (srv *Server) plainSession(r *http.Request, a admission, conn net.Conn, brw
 		s.blk = newBlockingIO()
 		return s
 	}
-	if !srv.register(s) {
+	if taken != 0 {
+		// The descriptor is registered already: the session takes its events over.
+		if err := srv.eng.poll.Replace(taken, (*pollHandler)(s)); err != nil {
+			s.closeSocket()
+			return nil
+		}
+		s.token, s.registered = taken, true
+	} else if !srv.register(s) {
 		return nil
 	}
 	return s

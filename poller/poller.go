@@ -242,6 +242,27 @@ func (p *Poller) Remove(t Token) error {
 	return p.unregister(fd)
 }
 
+// Replace makes h the Handler of the registration t, without a system call: the watch on
+// its fd goes on, and events from now on go to h. When Replace returns, the previous
+// Handler is not running and will never be called again for t. It returns
+// ErrNotRegistered for a Token that is not registered. Replace is safe for concurrent use
+// but, like Add and Remove, must not be called from a Handler.
+func (p *Poller) Replace(t Token, h Handler) error {
+	if h == nil {
+		return errors.New("poller: nil Handler")
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.running {
+		return ErrClosed
+	}
+	if p.lookupLocked(t.slot(), t.gen(), ^uint32(0)) == nil {
+		return ErrNotRegistered
+	}
+	p.entries[t.slot()].h = h
+	return nil
+}
+
 // Close stops the poller's goroutine, waits for it to exit and closes the kernel's epoll or
 // kqueue fd and the wakeup. Registered fds are not closed. A second Close returns ErrClosed.
 // Close is safe for concurrent use, but must not be called from a Handler.

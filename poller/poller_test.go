@@ -741,3 +741,37 @@ func BenchmarkKernelRoundTrip(b *testing.B) {
 		unix.Read(a, buf)
 	}
 }
+
+// Replace hands a registration's events to a new Handler without re-registering: the old
+// one sees nothing more, the new one sees the next event; a removed or stale Token is
+// refused.
+func TestReplace(t *testing.T) {
+	p := newPoller(t)
+	a, b := rawSocketpair(t)
+	defer unix.Close(a)
+	defer unix.Close(b)
+	first := newRecorder()
+	tok := mustAdd(t, p, a, first)
+	first.wait(t, Writable)
+	second := newRecorder()
+	if err := p.Replace(tok, second); err != nil {
+		t.Fatal(err)
+	}
+	calls := first.calls.Load()
+	if _, err := unix.Write(b, []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	second.wait(t, Readable)
+	if got := first.calls.Load(); got != calls {
+		t.Fatal("the replaced handler was called after Replace returned")
+	}
+	if err := p.Replace(tok, nil); err == nil {
+		t.Fatal("Replace took a nil Handler")
+	}
+	if err := p.Remove(tok); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Replace(tok, first); !errors.Is(err, ErrNotRegistered) {
+		t.Fatalf("Replace of a removed token: %v, want ErrNotRegistered", err)
+	}
+}

@@ -60,6 +60,20 @@ type part struct {
 	// tls: the part measures wss://; implementations that cannot be served over TLS
 	// (noTLS) are not run, and their records say why, as for compress.
 	tls bool
+	// variants are more implementations run in this part only (loadgen parts; see
+	// variantOf), after the -impl ones.
+	variants []string
+}
+
+// variantOf maps an implementation that is another way of serving one of the apps to
+// the app and its extra arguments: livepoll-serve is livepoll's app accepting with
+// Server.Serve on the event loop (its tuning guide's advice) instead of Handler under
+// net/http (mizu's way, which the app keeps for every other part).
+func variantOf(impl string) (app string, extra []string, ok bool) {
+	if impl == "livepoll-serve" {
+		return "livepoll", []string{"-serve"}, true
+	}
+	return impl, nil, false
 }
 
 // noCompression names the implementations whose library has no permessage-deflate,
@@ -108,7 +122,10 @@ func parts() []part {
 		// -inflight), and loadgen reports the server's CPU per round trip in the window.
 		{name: "echo", cmd: "loadgen", args: []string{"-scenario", "echo", "-conns", echoConns, "-inflight", "1", "-duration", dur}},
 		// Connect: handshakes as fast as 200 in flight allow.
-		{name: "connect", cmd: "loadgen", args: []string{"-scenario", "idle", "-conns", connects, "-duration", "1s", "-connect-rate", "100000"}},
+		// livepoll is measured both ways: Handler under net/http, as everywhere, and
+		// Server.Serve (livepoll-serve), which accepts on the event loop.
+		{name: "connect", cmd: "loadgen", args: []string{"-scenario", "idle", "-conns", connects, "-duration", "1s", "-connect-rate", "100000"},
+			variants: []string{"livepoll-serve"}},
 		// Abuse (issue 10): 100 healthy clients echoing 200 requests/s in all beside 32
 		// clients streaming 64 KiB echo requests, 4 that send 1 MiB requests and never read,
 		// 2 ping floods and 2 churners.
@@ -262,6 +279,9 @@ func runPart(ctx context.Context, bin string, p part) ([]record, error) {
 		}
 		names = append(names, impl)
 	}
+	if slices.Contains(names, "livepoll") {
+		names = append(names, p.variants...)
+	}
 	if p.floor {
 		names = append(names, "floor")
 	}
@@ -353,15 +373,23 @@ func runLoadgen(ctx context.Context, bin, exe string, p part, impl, report strin
 	if err != nil {
 		return nil, err
 	}
-	srvBin, err := harness.Build(ctx, dir, impl, bin)
+	app, extra, variant := variantOf(impl)
+	srvBin, err := harness.Build(ctx, dir, app, bin)
 	if err != nil {
 		return nil, err
 	}
-	srv, err := harness.StartServer(srvBin, filepath.Join(bin, impl+".log"), 10*time.Minute)
+	start := harness.StartServer
+	if variant {
+		start = harness.StartServerApart
+	}
+	srv, err := start(srvBin, filepath.Join(bin, impl+".log"), 10*time.Minute, extra...)
 	if err != nil {
 		return nil, err
 	}
 	args := append([]string{"-url", srv.URL(), "-json", report}, p.args...)
+	if srv.StatsAddr != srv.Addr {
+		args = append(args, "-stats", "http://"+srv.StatsAddr+"/stats")
+	}
 	err = run(ctx, exe, args...)
 	srv.Stop(2 * time.Second)
 	if err != nil {

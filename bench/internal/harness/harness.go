@@ -184,19 +184,33 @@ func StartTLSServer(bin, logPath string, exitAfter time.Duration, cert tlscert.F
 	return start(bin, logPath, exitAfter, &cert, extra)
 }
 
+// StartServerApart is StartServer for an app that serves only WebSocket upgrades on its
+// address (livepoll's -serve, in extra): /stats is on StatsAddr (-stats-addr), another
+// free loopback port.
+func StartServerApart(bin, logPath string, exitAfter time.Duration, extra ...string) (*Server, error) {
+	return startWith(bin, logPath, exitAfter, nil, true, extra)
+}
+
 func start(bin, logPath string, exitAfter time.Duration, cert *tlscert.Files, extra []string) (*Server, error) {
+	return startWith(bin, logPath, exitAfter, cert, cert != nil, extra)
+}
+
+func startWith(bin, logPath string, exitAfter time.Duration, cert *tlscert.Files, statsApart bool, extra []string) (*Server, error) {
 	addr, err := FreePort()
 	if err != nil {
 		return nil, err
 	}
 	s := &Server{Addr: addr, StatsAddr: addr}
 	args := []string{"-addr", addr, "-exit-after", exitAfter.String()}
-	if cert != nil {
+	if statsApart {
 		if s.StatsAddr, err = FreePort(); err != nil {
 			return nil, err
 		}
+		args = append(args, "-stats-addr", s.StatsAddr)
+	}
+	if cert != nil {
 		s.TLS = true
-		args = append(args, "-cert", cert.Cert, "-key", cert.Key, "-stats-addr", s.StatsAddr)
+		args = append(args, "-cert", cert.Cert, "-key", cert.Key)
 	}
 	args = append(args, extra...)
 	c, err := Start(bin, args, logPath, nil)

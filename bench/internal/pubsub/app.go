@@ -49,7 +49,7 @@ func Startup() Listen {
 	flag.StringVar(&l.Addr, "addr", "127.0.0.1:8080", "listen address (ws://, or wss:// with -cert and -key)")
 	flag.StringVar(&l.CertFile, "cert", "", "serve wss:// on -addr with this PEM certificate (and -key); /stats moves to -stats-addr")
 	flag.StringVar(&l.KeyFile, "key", "", "the PEM private key of -cert")
-	flag.StringVar(&l.StatsAddr, "stats-addr", "", "with -cert: plain HTTP address for /stats and /debug/pprof/")
+	flag.StringVar(&l.StatsAddr, "stats-addr", "", "plain HTTP address for /stats and /debug/pprof/ (needed with -cert, and with livepoll's -serve; without them they are on -addr as well)")
 	exitAfter := flag.Duration("exit-after", 0, "exit after this long (0: never); a safety net for benchmark runs")
 	flag.Parse()
 	if (l.CertFile == "") != (l.KeyFile == "") {
@@ -57,9 +57,6 @@ func Startup() Listen {
 	}
 	if l.TLS() && l.StatsAddr == "" {
 		log.Fatal("-cert needs -stats-addr (/stats is served as plain HTTP there)")
-	}
-	if !l.TLS() && l.StatsAddr != "" {
-		log.Fatal("-stats-addr is for -cert (without TLS, /stats is on -addr)")
 	}
 	if _, err := proc.RaiseNOFILE(); err != nil {
 		log.Printf("raise RLIMIT_NOFILE: %v", err)
@@ -79,7 +76,14 @@ func Startup() Listen {
 // upgrades are HTTP/1.1) and plain on StatsAddr. It returns only on an error.
 func (l Listen) ListenAndServe(mux http.Handler) error {
 	if !l.TLS() {
-		return http.ListenAndServe(l.Addr, mux)
+		ln, err := net.Listen("tcp", l.Addr)
+		if err != nil {
+			return err
+		}
+		if l.StatsAddr != "" {
+			l.ServeStats(mux)
+		}
+		return http.Serve(ln, mux)
 	}
 	// The certificate is loaded before /stats answers, so a bad one fails the start
 	// instead of every client's dial.

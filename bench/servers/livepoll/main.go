@@ -3,14 +3,17 @@
 // (Options.Compression: permessage-deflate with clients that offer it; mizu's live
 // does not compress) and its own way of serving wss:// (serve: Server.ServeTLS on the
 // listener, so wss sessions are served from the event loop, as docs/tls.md says to;
-// mizu's app serves wss with net/http's TLS, as mizu's live does); keep the two files
-// identical otherwise (diff them).
+// mizu's app serves wss with net/http's TLS, as mizu's live does) and -serve (Server.Serve
+// accepting on the event loop instead of Handler under net/http: compare's connect part
+// measures livepoll both ways, as livepoll-serve); keep the two files identical otherwise
+// (diff them).
 package main
 
 import (
 	"context"
 	"crypto/tls"
 	"encoding/json"
+	"errors"
 	"flag"
 	"log"
 	"net"
@@ -25,6 +28,7 @@ import (
 
 func main() {
 	compress := flag.Bool("compress", false, "negotiate permessage-deflate with clients that offer it")
+	serveOwn := flag.Bool("serve", false, "serve ws:// with Server.Serve on -addr (accepting on the event loop, as docs/tuning.md recommends) instead of Handler under net/http; /stats is on -stats-addr")
 	listen := pubsub.Startup()
 
 	var counters stats.Counters
@@ -49,16 +53,28 @@ func main() {
 		},
 	})
 
-	log.Fatal(serve(listen, server, pubsub.Mux(server.Handler(), &counters)))
+	log.Fatal(serve(listen, server, pubsub.Mux(server.Handler(), &counters), *serveOwn))
 }
 
-// serve serves ws:// as mizu's app does (Handler under net/http), or, with -cert and
-// -key, wss:// with Server.ServeTLS on a listener of -addr (crypto/tls's handshake, then
-// livepoll's record layer on the event loop; ALPN http/1.1) and mux as plain HTTP on
-// -stats-addr: ServeTLS serves WebSocket upgrades only, so /stats is there.
-func serve(listen pubsub.Listen, server *live.Server, mux *http.ServeMux) error {
-	if !listen.TLS() {
+// serve serves ws:// as mizu's app does (Handler under net/http), or with -serve through
+// Server.Serve on -addr; with -cert and -key, wss:// with Server.ServeTLS on a listener of
+// -addr (crypto/tls's handshake, then livepoll's record layer on the event loop; ALPN
+// http/1.1). Serve and ServeTLS serve WebSocket upgrades only, so mux is served as plain
+// HTTP on -stats-addr then.
+func serve(listen pubsub.Listen, server *live.Server, mux *http.ServeMux, serveOwn bool) error {
+	if !listen.TLS() && !serveOwn {
 		return listen.ListenAndServe(mux)
+	}
+	if listen.StatsAddr == "" {
+		return errors.New("-serve and -cert need -stats-addr")
+	}
+	if !listen.TLS() {
+		ln, err := net.Listen("tcp", listen.Addr)
+		if err != nil {
+			return err
+		}
+		listen.ServeStats(mux)
+		return server.Serve(ln)
 	}
 	cert, err := tls.LoadX509KeyPair(listen.CertFile, listen.KeyFile)
 	if err != nil {

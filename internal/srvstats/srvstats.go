@@ -6,11 +6,14 @@ package srvstats
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"runtime"
 	"runtime/debug"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -101,6 +104,13 @@ func Fetch(ctx context.Context, url string, gc bool) (Snapshot, error) {
 		return s, err
 	}
 	resp, err := client.Do(req)
+	// nbio's HTTP engine now and then ends a fresh connection before answering (EOF,
+	// seen right after its start in bench runs); /stats is a read-only side channel, so
+	// the request is tried twice more, 50 ms apart.
+	for try := 1; err != nil && try < 3 && (errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET)); try++ {
+		time.Sleep(50 * time.Millisecond)
+		resp, err = client.Do(req.Clone(ctx))
+	}
 	if err != nil {
 		return s, err
 	}

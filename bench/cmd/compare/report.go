@@ -67,7 +67,15 @@ func load(dir string) (*summary, error) {
 
 // addPart summarises one part's records.
 func (s *summary) addPart(name string, pf partFile) {
-	s.Parts = append(s.Parts, pf.Meta)
+	m := pf.Meta
+	m.Impls = slices.Clone(m.Impls)
+	for _, r := range pf.Records {
+		// A part's variants (livepoll-serve) are not in -impl, but they were measured.
+		if r.Impl != "floor" && !slices.Contains(m.Impls, r.Impl) {
+			m.Impls = append(m.Impls, r.Impl)
+		}
+	}
+	s.Parts = append(s.Parts, m)
 	names := slices.Clone(pf.Meta.Impls)
 	for _, r := range pf.Records {
 		if !slices.Contains(names, r.Impl) {

@@ -116,28 +116,37 @@ func sections(s *summary) []section {
 func losses(t *tab) {
 	var cols []column
 	var heads []string
+	// ran shows "—" for a server the part did not run (a part's variant, livepoll-serve).
+	ran := func(part string, c column) column {
+		return func(st *stats, impl string) string {
+			if !t.took(part, impl) {
+				return "—"
+			}
+			return c(st, impl)
+		}
+	}
 	for _, p := range []struct{ name, label string }{{"fanout", "fan-out W=1"}, {"window16", "fan-out W=16"}, {"latency", "2 msg/s"}} {
 		if t.has(p.name) {
 			heads = append(heads, p.label+" lost", p.label+" subs closed")
-			cols = append(cols, col(p.name+".lost", intFmt), col(p.name+".closed", intFmt))
+			cols = append(cols, ran(p.name, col(p.name+".lost", intFmt)), ran(p.name, col(p.name+".closed", intFmt)))
 		}
 	}
 	if t.has("echo") {
 		heads = append(heads, "echo lost", "echo unanswered", "echo conns closed by server")
-		cols = append(cols, col("echo.lost", intFmt), col("echo.unanswered", intFmt), col("echo.server_closed", intFmt))
+		cols = append(cols, ran("echo", col("echo.lost", intFmt)), ran("echo", col("echo.unanswered", intFmt)), ran("echo", col("echo.server_closed", intFmt)))
 	}
 	if t.has("connect") {
 		heads = append(heads, "connect failed", "connect closed by server")
-		cols = append(cols, col("connect.failed", intFmt), col("connect.server_closed", intFmt))
+		cols = append(cols, ran("connect", col("connect.failed", intFmt)), ran("connect", col("connect.server_closed", intFmt)))
 	}
 	if t.has("abuse") {
 		heads = append(heads, "abuse: healthy lost", "abuse: healthy closed by server")
-		cols = append(cols, col("abuse.lost", intFmt), col("abuse.server_closed", intFmt))
+		cols = append(cols, ran("abuse", col("abuse.lost", intFmt)), ran("abuse", col("abuse.server_closed", intFmt)))
 	}
 	for _, p := range []struct{ name, label string }{{"fanout2k", "2 KiB plain"}, {"fanoutz", "2 KiB compressed"}, {"fanouttls", "wss fan-out"}} {
 		if t.has(p.name) {
 			heads = append(heads, p.label+" lost", p.label+" subs closed")
-			cols = append(cols, col(p.name+".lost", intFmt), col(p.name+".closed", intFmt))
+			cols = append(cols, ran(p.name, col(p.name+".lost", intFmt)), ran(p.name, col(p.name+".closed", intFmt)))
 		}
 	}
 	if len(cols) == 0 {

@@ -38,4 +38,3 @@ func TestVariantRows(t *testing.T) {
 	tables := reportTables(t, dir)
 	wantInTables(t, tables, "| livepoll-serve | 8,802 (8,801–8,803) | 0 | 0 |", "| livepoll-serve | — | — | — | 0 | 0 |")
 }
-

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -162,7 +163,10 @@ type handshake struct {
 	sig    pool.Signal
 	timer  *time.Timer
 	head   []byte // what has arrived of the request; nil until a read stops short of it
-	done   bool   // handed on or closed; owned by Run
+	// done: handed on or closed. Set once (finish), by Run, or by raise's drop once the
+	// pool is closed (h is idle then); after it nothing may touch fd or token, which
+	// may belong to a session.
+	done atomic.Bool
 }
 
 // handshake work bits.
@@ -192,7 +196,7 @@ func (h *handshake) raise(bits uint32) {
 func (h *handshake) Run() {
 	for {
 		work := h.sig.Take()
-		if !h.done {
+		if !h.done.Load() {
 			switch {
 			case work&hsExpired != 0:
 				h.expire()
@@ -271,9 +275,9 @@ func (h *handshake) complete(data []byte, end int) {
 		h.portable(data) // serveRequest gives the same answer as to any listener
 		return
 	}
-	h.done = true
-	h.timer.Stop()
-	h.head = nil
+	if !h.finish() {
+		return
+	}
 	req.RemoteAddr = h.remote
 	w := &rawResponse{h: h, rest: data[end:]}
 	h.eng.pool.Block() // OnAuth may block (a database call, say): the pool may grow meanwhile
@@ -287,18 +291,30 @@ func (h *handshake) complete(data []byte, end int) {
 // expire answers 400 to a request not complete after handshakeTimeout, as serveRequest
 // does when its read deadline passes.
 func (h *handshake) expire() {
-	h.done = true
-	h.head = nil
+	if !h.finish() {
+		return
+	}
 	w := &rawResponse{h: h}
 	w.WriteHeader(http.StatusBadRequest)
 	w.answer()
 }
 
-// drop closes a connection whose client left before its request was complete.
-func (h *handshake) drop() {
-	h.done = true
+// finish ends the handshake once: it reports false if it had ended already (a late
+// timer's drop must not touch a descriptor a session owns by then).
+func (h *handshake) finish() bool {
+	if !h.done.CompareAndSwap(false, true) {
+		return false
+	}
 	h.timer.Stop()
 	h.head = nil
+	return true
+}
+
+// drop closes a connection whose client left before its request was complete.
+func (h *handshake) drop() {
+	if !h.finish() {
+		return
+	}
 	_ = h.eng.poll.Remove(h.token)
 	_ = unix.Close(h.fd)
 }
@@ -306,9 +322,9 @@ func (h *handshake) drop() {
 // portable takes the descriptor out of the poller and serves the request (data: what has
 // arrived of it) as Serve does on other listeners, on a goroutine of its own.
 func (h *handshake) portable(data []byte) {
-	h.done = true
-	h.timer.Stop()
-	h.head = nil
+	if !h.finish() {
+		return
+	}
 	_ = h.eng.poll.Remove(h.token)
 	c, err := fdConn(h.fd)
 	if err != nil {

@@ -8,11 +8,9 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
-	"encoding/json"
 	"errors"
 	"io"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -275,19 +273,10 @@ func (c *client) expectNothing(t *testing.T, d time.Duration) {
 	}
 }
 
-var statsClient = &http.Client{Timeout: wait}
-
 func fetchStats(addr string) (stats.Snapshot, error) {
-	var s stats.Snapshot
-	resp, err := statsClient.Get("http://" + addr + "/stats")
-	if err != nil {
-		return s, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return s, errors.New(resp.Status)
-	}
-	return s, json.NewDecoder(resp.Body).Decode(&s)
+	// harness.FetchStats goes through srvstats.Fetch, which retries an EOF or a reset
+	// (nbio's HTTP engine sometimes ends a fresh connection before answering).
+	return harness.FetchStats(addr, false)
 }
 
 func waitStats(t *testing.T, addr, what string, ok func(stats.Snapshot) bool) {

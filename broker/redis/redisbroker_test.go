@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -53,14 +54,23 @@ func startRedis(t *testing.T) *redisServer {
 	return rs
 }
 
+// freePort returns a free loopback port below the kernel's ephemeral range (32768 and up
+// by default). A test that restarts redis-server on the same port leaves it unbound
+// meanwhile, and the broker keeps dialing it: with an ephemeral port, one of those dials
+// may get the port itself as its source and connect to itself (TCP simultaneous open),
+// holding the port, and redis-server then fails with "Address already in use".
 func freePort(t *testing.T) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	for range 200 {
+		port := 10000 + rand.IntN(20000)
+		ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
+		if err == nil {
+			ln.Close()
+			return port
+		}
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	t.Fatal("no free loopback port in 10000-29999")
+	return 0
 }
 
 func (rs *redisServer) Addr() string { return "127.0.0.1:" + strconv.Itoa(rs.port) }

@@ -42,11 +42,30 @@ func hostileOpts(count *atomic.Int32, onClose func(*Session, error)) Options {
 // return awaited when the test ends.
 func serveListener(t testing.TB, opts Options) (*Server, string) {
 	t.Helper()
-	srv := New(opts)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
+	return serveOn(t, opts, ln)
+}
+
+// wrappedListener hides the *net.TCPListener, so Serve accepts net.Conns (its portable
+// path, which Linux otherwise uses only for other listeners).
+type wrappedListener struct{ net.Listener }
+
+// serveWrappedListener is serveListener through a wrapped listener: Serve's portable path.
+func serveWrappedListener(t testing.TB, opts Options) (*Server, string) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return serveOn(t, opts, wrappedListener{ln})
+}
+
+func serveOn(t testing.TB, opts Options, ln net.Listener) (*Server, string) {
+	t.Helper()
+	srv := New(opts)
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	t.Cleanup(func() {
@@ -132,7 +151,7 @@ func TestHostileHandshakes(t *testing.T) {
 	for _, target := range []struct {
 		name  string
 		start func(testing.TB, Options) (*Server, string)
-	}{{"Handler", testServer}, {"Serve", serveListener}} {
+	}{{"Handler", testServer}, {"Serve", serveListener}, {"Serve, wrapped listener", serveWrappedListener}} {
 		t.Run(target.name, func(t *testing.T) {
 			t.Parallel()
 			closes := newCloseLog(t)
@@ -142,7 +161,7 @@ func TestHostileHandshakes(t *testing.T) {
 					t.Run(tc.name, func(t *testing.T) {
 						t.Parallel()
 						want := tc.handler
-						if target.name == "Serve" {
+						if target.name != "Handler" {
 							want = tc.srv
 						}
 						if got := rawExchange(t, url, tc.wire(url)); got != want {

@@ -46,7 +46,7 @@ func (srv *Server) serveRaw(tl *net.TCPListener) (handled bool, err error) {
 	srv.engMu.Lock()
 	eng := srv.eng
 	srv.engMu.Unlock()
-	if eng == nil || eng.poll == nil || !rawAccept {
+	if eng == nil || eng.poll == nil {
 		return false, nil
 	}
 	lrc, err := tl.SyscallConn()
@@ -137,9 +137,6 @@ type fileListener struct {
 }
 
 func (l *fileListener) Close() error { return l.f.Close() }
-
-// rawAccept can be switched off by tests, to run Serve's portable path on Linux too.
-var rawAccept = true
 
 // sockaddrString formats a peer address as net.Addr.String would.
 func sockaddrString(sa unix.Sockaddr) string {

@@ -159,7 +159,7 @@ func (srv *Server) serveRequest(c net.Conn, upgrade http.HandlerFunc) {
 	}()
 	head := &limitedConn{Conn: c, left: maxRequestHead}
 	br.Reset(head)
-	w := &connResponse{conn: c, br: br, header: make(http.Header)}
+	w := &connResponse{conn: c, br: br}
 	_ = c.SetReadDeadline(time.Now().Add(handshakeTimeout))
 	req, err := http.ReadRequest(br)
 	if err == nil && !validHeaderNames(req.Header) {
@@ -177,7 +177,7 @@ func (srv *Server) serveRequest(c net.Conn, upgrade http.HandlerFunc) {
 		w.WriteHeader(http.StatusBadRequest)
 	}
 	if !w.hijacked {
-		w.finish()
+		w.writeTo(c)
 		closeAfterAnswer(c)
 	}
 }
@@ -194,28 +194,54 @@ func closeAfterAnswer(c net.Conn) {
 	_ = c.Close()
 }
 
-// connResponse is the http.ResponseWriter of Serve: it buffers a small answer (every
-// non-101 answer is a short error) and can hand the connection over.
-type connResponse struct {
-	conn     net.Conn
-	br       *bufio.Reader
+// answerBuffer is what Serve's ResponseWriters share: the answer, buffered (every
+// non-101 answer is a short error) until writeTo sends it.
+type answerBuffer struct {
 	header   http.Header
 	status   int
 	body     bytes.Buffer
 	hijacked bool
 }
 
-func (w *connResponse) Header() http.Header { return w.header }
+func (a *answerBuffer) Header() http.Header {
+	if a.header == nil {
+		a.header = make(http.Header)
+	}
+	return a.header
+}
 
-func (w *connResponse) WriteHeader(status int) {
-	if w.status == 0 {
-		w.status = status
+func (a *answerBuffer) WriteHeader(status int) {
+	if a.status == 0 {
+		a.status = status
 	}
 }
 
-func (w *connResponse) Write(p []byte) (int, error) {
-	w.WriteHeader(http.StatusOK)
-	return w.body.Write(p)
+func (a *answerBuffer) Write(p []byte) (int, error) {
+	a.WriteHeader(http.StatusOK)
+	return a.body.Write(p)
+}
+
+// writeTo sends the answer on conn, with Connection: close.
+func (a *answerBuffer) writeTo(conn net.Conn) {
+	a.WriteHeader(http.StatusOK)
+	h := a.Header()
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "HTTP/1.1 %d %s\r\n", a.status, http.StatusText(a.status))
+	h.Set("Connection", "close")
+	h.Set("Content-Length", strconv.Itoa(a.body.Len()))
+	_ = h.Write(&b)
+	b.WriteString("\r\n")
+	b.Write(a.body.Bytes())
+	_ = conn.SetWriteDeadline(time.Now().Add(handshakeTimeout))
+	_, _ = conn.Write(b.Bytes())
+}
+
+// connResponse is the http.ResponseWriter of Serve on a net.Conn: it buffers the answer
+// and can hand the connection over.
+type connResponse struct {
+	conn net.Conn
+	br   *bufio.Reader
+	answerBuffer
 }
 
 // Hijack hands over the connection. The bytes the reader buffered past the request are
@@ -226,19 +252,4 @@ func (w *connResponse) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	}
 	w.hijacked = true
 	return w.conn, bufio.NewReadWriter(w.br, bufio.NewWriterSize(w.conn, 64)), nil
-}
-
-func (w *connResponse) finish() {
-	if w.status == 0 {
-		w.status = http.StatusOK
-	}
-	var b bytes.Buffer
-	fmt.Fprintf(&b, "HTTP/1.1 %d %s\r\n", w.status, http.StatusText(w.status))
-	w.header.Set("Connection", "close")
-	w.header.Set("Content-Length", strconv.Itoa(w.body.Len()))
-	_ = w.header.Write(&b)
-	b.WriteString("\r\n")
-	b.Write(w.body.Bytes())
-	_ = w.conn.SetWriteDeadline(time.Now().Add(handshakeTimeout))
-	_, _ = w.conn.Write(b.Bytes())
 }

@@ -322,8 +322,7 @@ func (h *handshake) portable(data []byte) {
 	if !h.finish() {
 		return
 	}
-	_ = h.eng.poll.Remove(h.token)
-	c, err := fdConn(h.fd)
+	c, err := h.toConn()
 	if err != nil {
 		return
 	}
@@ -331,9 +330,11 @@ func (h *handshake) portable(data []byte) {
 	go h.srv.serveConn(&prefixConn{Conn: c, pre: pre})
 }
 
-// fdConn makes a net.Conn of fd, which it takes over (closed on failure too).
-func fdConn(fd int) (net.Conn, error) {
-	f := os.NewFile(uintptr(fd), "")
+// toConn takes a finished handshake's descriptor out of the poller and makes a net.Conn
+// of it, for the portable path (the descriptor is closed on failure too).
+func (h *handshake) toConn() (net.Conn, error) {
+	_ = h.eng.poll.Remove(h.token)
+	f := os.NewFile(uintptr(h.fd), "")
 	c, err := net.FileConn(f) // a duplicate: f's own descriptor is closed next
 	_ = f.Close()
 	return c, err
@@ -355,33 +356,12 @@ func (c *prefixConn) Read(p []byte) (int, error) {
 }
 
 // rawResponse is the http.ResponseWriter of a handshake read on the event loop: Hijack
-// hands over the descriptor (rawConn); any other answer is given by the portable path's
-// connResponse, on a goroutine (answer).
+// hands over the descriptor (rawConn); any other answer is buffered and sent the
+// portable way, on a goroutine (answer).
 type rawResponse struct {
-	h        *handshake
-	rest     []byte // bytes after the request head
-	header   http.Header
-	status   int
-	body     bytes.Buffer
-	hijacked bool
-}
-
-func (w *rawResponse) Header() http.Header {
-	if w.header == nil {
-		w.header = make(http.Header)
-	}
-	return w.header
-}
-
-func (w *rawResponse) WriteHeader(status int) {
-	if w.status == 0 {
-		w.status = status
-	}
-}
-
-func (w *rawResponse) Write(p []byte) (int, error) {
-	w.WriteHeader(http.StatusOK)
-	return w.body.Write(p)
+	h    *handshake
+	rest []byte // bytes after the request head
+	answerBuffer
 }
 
 // Hijack hands over the registered descriptor; the bytes after the request are buffered
@@ -397,19 +377,15 @@ func (w *rawResponse) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	return c, bufio.NewReadWriter(r, bufio.NewWriterSize(c, 16)), nil
 }
 
-// answer sends a non-101 answer the portable way: the descriptor becomes a net.Conn and
-// connResponse writes the answer and closes the connection as net/http does.
+// answer sends a non-101 answer the portable way: the descriptor becomes a net.Conn, and
+// the answer is written and the connection closed as net/http does.
 func (w *rawResponse) answer() {
-	h := w.h
-	_ = h.eng.poll.Remove(h.token)
-	c, err := fdConn(h.fd)
+	c, err := w.h.toConn()
 	if err != nil {
 		return
 	}
-	cr := &connResponse{conn: c, header: w.Header(), status: w.status}
-	cr.body.Write(w.body.Bytes())
 	go func() {
-		cr.finish()
+		w.writeTo(c)
 		closeAfterAnswer(c)
 	}()
 }

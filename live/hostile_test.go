@@ -383,8 +383,10 @@ func TestPingFloodFromClientThatNeverReadsIsHeldBack(t *testing.T) {
 	if batches >= maxBatches {
 		t.Fatalf("the client wrote all %d batches: the server kept reading", batches)
 	}
-	if p := srv.Stats().OutputPauses; p == 0 {
-		t.Fatalf("Stats.OutputPauses = 0 after the client stalled")
+	if st := srv.Stats(); st.OutputPauses == 0 {
+		// Seen about once in four full -race runs of the package on a loaded machine:
+		// what the server had done by then tells a slow reader from a stopped one.
+		t.Fatalf("Stats.OutputPauses = 0 after the client stalled (%d batches written); server stats %+v", batches, st)
 	}
 	t.Logf("held back after %d batches of 10,000 pings", batches)
 	checkHealthy(t, url) // its session's OnClose comes first, or second

@@ -329,9 +329,9 @@ func (r *Ring) reap(res []int32) int {
 // for its completion. Call it on a fresh ring; a ring that fails it must be closed (that
 // cancels the waiting send).
 func (r *Ring) CheckNowait() error {
-	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	fds, err := probePair()
 	if err != nil {
-		return os.NewSyscallError("socketpair", err)
+		return err
 	}
 	defer unix.Close(fds[1])
 	defer unix.Close(fds[0])
@@ -351,14 +351,23 @@ func (r *Ring) CheckNowait() error {
 // sockets in one Submit relies on that never to wait for one that has nothing. The same
 // rules as for CheckNowait apply.
 func (r *Ring) CheckRecvNowait() error {
-	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	fds, err := probePair()
 	if err != nil {
-		return os.NewSyscallError("socketpair", err)
+		return err
 	}
 	defer unix.Close(fds[1])
 	defer unix.Close(fds[0])
 	r.probe = make([]byte, 64) // kept until Close: a waiting receive may still write it
 	return r.checkAtOnce("receive from an empty socket", r.PrepareRecv(fds[0], r.probe))
+}
+
+// probePair is the non-blocking socket pair a check probes the kernel with.
+func probePair() ([2]int, error) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return fds, os.NewSyscallError("socketpair", err)
+	}
+	return fds, nil
 }
 
 // checkAtOnce submits the one operation prepared (at index i, which must be 0) without

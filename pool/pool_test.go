@@ -310,27 +310,51 @@ func TestPoolDoesNotGrowForSlowTasks(t *testing.T) {
 func TestPoolRequeueRunsBehindSubmittedTasks(t *testing.T) {
 	p := New(1, time.Hour)
 	defer p.Close()
+	release := holdWorker(p)
+	var order orderLog
+	for i := range 3 {
+		p.Requeue(order.task(fmt.Sprint("r", i)))
+	}
+	for i := range 7 {
+		p.Submit(order.task(fmt.Sprint("s", i)))
+	}
+	release()
+	order.wait(t, 10)
+	if got, want := order.String(), "[s0 s1 s2 r0 s3 s4 s5 r1 s6 r2]"; got != want {
+		t.Fatalf("order %v, want %v", got, want)
+	}
+}
+
+// holdWorker submits a task that keeps a worker of p busy until release is called, and
+// returns once it runs.
+func holdWorker(p *Pool) (release func()) {
 	block := make(chan struct{})
 	started := make(chan struct{})
 	p.Submit(funcTask(func() { close(started); <-block }))
 	<-started
-	var mu sync.Mutex
-	var order []string
-	task := func(name string) Task {
-		return funcTask(func() { mu.Lock(); order = append(order, name); mu.Unlock() })
-	}
-	for i := range 3 {
-		p.Requeue(task(fmt.Sprint("r", i)))
-	}
-	for i := range 7 {
-		p.Submit(task(fmt.Sprint("s", i)))
-	}
-	close(block)
-	waitFor(t, "every task", func() bool { mu.Lock(); defer mu.Unlock(); return len(order) == 10 })
-	want := []string{"s0", "s1", "s2", "r0", "s3", "s4", "s5", "r1", "s6", "r2"}
-	if fmt.Sprint(order) != fmt.Sprint(want) {
-		t.Fatalf("order %v, want %v", order, want)
-	}
+	return func() { close(block) }
+}
+
+// orderLog records the names of the tasks made with task, in the order they ran.
+type orderLog struct {
+	mu    sync.Mutex
+	names []string
+}
+
+func (o *orderLog) task(name string) Task {
+	return funcTask(func() { o.mu.Lock(); o.names = append(o.names, name); o.mu.Unlock() })
+}
+
+// wait waits (with waitFor's deadline) until n tasks have run.
+func (o *orderLog) wait(t *testing.T, n int) {
+	t.Helper()
+	waitFor(t, "every task", func() bool { o.mu.Lock(); defer o.mu.Unlock(); return len(o.names) == n })
+}
+
+func (o *orderLog) String() string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return fmt.Sprint(o.names)
 }
 
 // requeueOnce returns a task that requeues itself on its first run and runs body on its
@@ -454,33 +478,22 @@ func TestPoolSubmitBehind(t *testing.T) {
 	p.mu.Lock()
 	p.eager = 1 // one worker until the order check is done
 	p.mu.Unlock()
-	block := make(chan struct{})
-	started := make(chan struct{})
-	p.Submit(funcTask(func() { close(started); <-block }))
-	<-started
-	var mu sync.Mutex
-	var order []string
-	task := func(name string) Task {
-		return funcTask(func() { mu.Lock(); order = append(order, name); mu.Unlock() })
-	}
-	p.SubmitBehind(task("b0"))
+	release := holdWorker(p)
+	var order orderLog
+	p.SubmitBehind(order.task("b0"))
 	for i := range 4 {
-		p.Submit(task(fmt.Sprint("s", i)))
+		p.Submit(order.task(fmt.Sprint("s", i)))
 	}
-	close(block)
-	waitFor(t, "every task", func() bool { mu.Lock(); defer mu.Unlock(); return len(order) == 5 })
-	if want := "[s0 s1 s2 b0 s3]"; fmt.Sprint(order) != want {
-		t.Fatalf("order %v, want %v", order, want)
+	release()
+	order.wait(t, 5)
+	if got, want := order.String(), "[s0 s1 s2 b0 s3]"; got != want {
+		t.Fatalf("order %v, want %v", got, want)
 	}
 	// One worker busy for good, one parked: the parked one takes the task.
-	block2 := make(chan struct{})
-	defer close(block2)
-	started2 := make(chan struct{})
 	p.mu.Lock()
 	p.eager = 2
 	p.mu.Unlock()
-	p.Submit(funcTask(func() { close(started2); <-block2 }))
-	<-started2
+	defer holdWorker(p)()
 	warm := make(chan struct{})
 	p.Submit(funcTask(func() { close(warm) }))
 	if !closedWithin(warm, 5*time.Second) {
